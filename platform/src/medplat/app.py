@@ -1,0 +1,75 @@
+"""The node's Litestar application factory: identical for every region, configured by its Settings."""
+
+from __future__ import annotations
+
+from advanced_alchemy.extensions.litestar import (
+    AsyncSessionConfig,
+    SQLAlchemyAsyncConfig,
+    SQLAlchemyPlugin,
+)
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Server
+
+from medplat import __version__
+from medplat.api.middleware import request_id_middleware
+from medplat.api.problems import EXCEPTION_HANDLERS
+from medplat.config import Settings, get_settings
+from medplat.db.engine import async_engine
+from medplat.db.migrate import head_revision
+from medplat.domain.accounts.controllers import DoctorController
+from medplat.domain.system.controllers import HealthController
+from medplat.logs import configure_logging
+from medplat.node import object_store
+
+MAX_REQUEST_BODY = 10 * 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.region.code, settings.log_level)
+    engine = async_engine(settings.database_url, pool_size=10, max_overflow=10)
+    sqlalchemy = SQLAlchemyPlugin(
+        config=SQLAlchemyAsyncConfig(
+            engine_instance=engine,
+            session_config=AsyncSessionConfig(expire_on_commit=False),
+            before_send_handler="autocommit",
+            create_all=False,
+        )
+    )
+    state = State(
+        {
+            "settings": settings,
+            "db_engine": engine,
+            "object_store": object_store(settings),
+            "schema_head": head_revision(),
+            "draining": False,
+        }
+    )
+
+    def provide_settings() -> Settings:
+        return settings
+
+    return Litestar(
+        route_handlers=[HealthController, DoctorController],
+        plugins=[sqlalchemy],
+        dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
+        middleware=[request_id_middleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        state=state,
+        request_max_body_size=MAX_REQUEST_BODY,
+        openapi_config=OpenAPIConfig(
+            title=f"MedFed node {settings.region.code}",
+            version=__version__,
+            description=f"The {settings.region.name} node of the MedFed federation.",
+            servers=[Server(url=settings.public_url or "/")],
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(path="/")],
+        ),
+        on_shutdown=[engine.dispose],
+        logging_config=None,  # medplat.logs owns logging: one JSON stream for every library
+        debug=False,
+    )

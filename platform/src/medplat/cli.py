@@ -1,0 +1,216 @@
+"""`medfed`: the node's command line for operators and scripts.
+
+Every failure an operator can cause (bad configuration, an unreachable database, a busy port) ends with one
+readable line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from medplat.config import ConfigError, Settings, get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_CONFIG = 2
+
+
+class OperatorError(Exception):
+    """Something an operator must fix; printed as one line."""
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"medfed: {message}", err=True)
+    sys.exit(code)
+
+
+def operator_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            fail(f"configuration error: {exc}", EXIT_CONFIG)
+        except OperatorError as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def checked_settings() -> Settings:
+    """Settings from the environment, and the database they name actually answering."""
+    settings = get_settings()
+    import psycopg
+
+    from medplat.urls import without_password
+
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"database {without_password(settings.database_url)} is unreachable: {reason}") from None
+    return settings
+
+
+@click.group()
+@click.version_option(package_name="medfed")
+def main() -> None:
+    """MedFed regional node and local federation."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
+@operator_errors
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the node's HTTP server (configuration from MEDFED_* variables)."""
+    settings = checked_settings()
+    import uvicorn
+
+    from medplat.logs import configure_logging
+
+    configure_logging(settings.region.code, settings.log_level)
+    uvicorn.run(
+        "medplat.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_config=None, access_log=False, proxy_headers=True, server_header=False,
+    )  # fmt: skip
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, type=int)
+@click.option(
+    "--queues",
+    default="node",
+    show_default=True,
+    help="comma-separated queues to consume",
+)
+@click.option(
+    "--beat/--no-beat",
+    default=False,
+    help="also run the periodic scheduler in this worker",
+)
+@operator_errors
+def worker(concurrency: int, queues: str, beat: bool) -> None:
+    """Run a Celery worker of this node."""
+    settings = checked_settings()
+    from medplat.logs import configure_logging
+    from medplat.worker import app
+
+    configure_logging(settings.region.code, settings.log_level)
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--queues={queues}",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel=INFO",
+    ]
+    if beat:
+        argv += [
+            "--beat",
+            f"--schedule={Path.cwd() / f'.celerybeat-{settings.region.code}'}",
+        ]
+    app.worker_main(argv)
+
+
+@main.command()
+@click.option("--schedule", default="celerybeat-schedule", show_default=True, type=click.Path(path_type=Path))
+@operator_errors
+def beat(schedule: Path) -> None:
+    """Run the node's periodic scheduler (exactly one per node)."""
+    settings = checked_settings()
+    from medplat.logs import configure_logging
+    from medplat.worker import app
+
+    configure_logging(settings.region.code, settings.log_level)
+    app.start(["beat", f"--schedule={schedule}", "--loglevel=INFO"])
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@operator_errors
+def db_upgrade(revision: str) -> None:
+    """Bring the node's database schema up to date."""
+    settings = checked_settings()
+    from medplat.db.migrate import current, upgrade
+    from medplat.logs import configure_logging
+
+    configure_logging(settings.region.code, "WARNING")
+    upgrade(settings.database_url, revision)
+    click.echo(f"{settings.region.code}: database at revision {current(settings.database_url)}")
+
+
+@db.command("current")
+@operator_errors
+def db_current() -> None:
+    """Print the schema revision the database is at."""
+    settings = checked_settings()
+    from medplat.db.migrate import current
+
+    click.echo(current(settings.database_url) or "(empty database)")
+
+
+@main.group()
+def storage() -> None:
+    """The node's object store."""
+
+
+@storage.command("init")
+@operator_errors
+def storage_init() -> None:
+    """Create the node's personal and shared buckets if they are missing."""
+    settings = get_settings()
+    from medplat.node import object_store
+
+    store = object_store(settings)
+    for bucket in (settings.personal_bucket, settings.shared_bucket):
+        store.ensure_bucket(bucket)
+        click.echo(f"{settings.region.code}: bucket {bucket} ready at {store.endpoint}")
+
+
+@main.command()
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="wipe every region's state under the state folder first",
+)
+@click.option("--state-dir", default=".medfed", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--base-port",
+    default=18100,
+    show_default=True,
+    type=int,
+    help="ports are base + 20 x region index + offset",
+)
+@click.option(
+    "--regions",
+    default="",
+    help="comma-separated region codes (default: every region in regions/)",
+)
+@operator_errors
+def up(fresh: bool, state_dir: Path, base_port: int, regions: str) -> None:
+    """Run the local federation: ru, kz and uz, each with its own PostgreSQL, object store, broker, node and worker."""
+    from medplat.devfed.launcher import Federation, LauncherError
+
+    codes = [c.strip() for c in regions.split(",") if c.strip()] or None
+    try:
+        federation = Federation(state_dir=state_dir, base_port=base_port, regions=codes)
+    except LauncherError as exc:
+        raise OperatorError(str(exc)) from None
+    sys.exit(federation.run(fresh=fresh))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,187 @@
+"""Node configuration: the region's own file (regions/<code>/region.toml) plus the deployment's environment.
+
+The same code runs in every country; only `regions/<code>/` and the environment differ. Anything that
+names a server, a credential or a key comes from the environment, so one wheel runs against the local
+federation's engines and against production PostgreSQL, MinIO and RabbitMQ alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+REGION_CODE = re.compile(r"^[a-z]{2}$")
+ENV_PREFIX = "MEDFED_"
+
+
+class ConfigError(Exception):
+    """Configuration that stops the node from starting; the message is one line meant for an operator."""
+
+
+class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    personal_bucket: str
+    shared_bucket: str
+
+
+class RegionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What regions/<code>/region.toml says about a region."""
+
+    code: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}$")]
+    name: str
+    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+    citizenships: tuple[str, ...]
+    languages: tuple[str, ...]
+    default_language: str
+    timezone: str
+    law: str
+    storage: StorageConfig
+
+
+def regions_dir() -> Path:
+    """Where the regions' data lives: $MEDFED_REGIONS_DIR, the copy inside the wheel, or the source tree."""
+    if explicit := os.environ.get(f"{ENV_PREFIX}REGIONS_DIR"):
+        return Path(explicit)
+    packaged = Path(__file__).parent / "regions_data"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "regions"
+
+
+def known_regions(directory: Path | None = None) -> tuple[str, ...]:
+    directory = directory or regions_dir()
+    if not directory.is_dir():
+        return ()
+    return tuple(sorted(p.name for p in directory.iterdir() if REGION_CODE.match(p.name) and (p / "region.toml").is_file()))
+
+
+def load_region(code: str, directory: Path | None = None) -> RegionConfig:
+    directory = directory or regions_dir()
+    known = known_regions(directory)
+    if code not in known:
+        raise ConfigError(f"unknown region code {code!r}: known regions are {', '.join(known) or 'none'} (in {directory})")
+    path = directory / code / "region.toml"
+    try:
+        region = msgspec.toml.decode(path.read_bytes(), type=RegionConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if region.code != code:
+        raise ConfigError(f"{path}: says code = {region.code!r} but lives in the folder of {code!r}")
+    return region
+
+
+def region_for_citizenship(citizenship: str, directory: Path | None = None) -> str | None:
+    """The code of the region whose node is home to citizens of `citizenship`, if the federation has one."""
+    for code in known_regions(directory):
+        if citizenship in load_region(code, directory).citizenships:
+            return code
+    return None
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a node process needs, validated once at start."""
+
+    region: RegionConfig
+    database_url: str
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_region: str = "us-east-1"
+    broker_url: str
+    signing_key_pem: bytes
+    data_key: bytes
+    public_url: str = ""
+    peers: Mapping[str, str] = msgspec.field(default_factory=dict)
+    log_level: str = "INFO"
+    sync_database_url: str = ""
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        return _load_signing_key(self.signing_key_pem)
+
+    @property
+    def personal_bucket(self) -> str:
+        return self.region.storage.personal_bucket
+
+    @property
+    def shared_bucket(self) -> str:
+        return self.region.storage.shared_bucket
+
+
+@functools.cache
+def _load_signing_key(pem: bytes) -> Ed25519PrivateKey:
+    key = load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError("the signing key is not an Ed25519 private key")
+    return key
+
+
+def _require(env: Mapping[str, str], name: str) -> str:
+    value = env.get(ENV_PREFIX + name, "").strip()
+    if not value:
+        raise ConfigError(f"{ENV_PREFIX}{name} is not set")
+    return value
+
+
+def _parse_peers(raw: str) -> dict[str, str]:
+    peers: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        code, sep, url = part.partition("=")
+        if not sep or not REGION_CODE.match(code.strip()) or not url.strip():
+            raise ConfigError(f"{ENV_PREFIX}PEERS must look like 'ru=https://ru.example,uz=https://uz.example'; got a part {part!r}")
+        peers[code.strip()] = url.strip().rstrip("/")
+    return peers
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the configuration; raises ConfigError with one line naming what is wrong."""
+    env = os.environ if env is None else env
+    region = load_region(_require(env, "REGION"))
+    key_file = Path(_require(env, "SIGNING_KEY_FILE"))
+    try:
+        signing_key_pem = key_file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{ENV_PREFIX}SIGNING_KEY_FILE {key_file}: {exc.strerror}") from None
+    try:
+        _load_signing_key(signing_key_pem)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}SIGNING_KEY_FILE {key_file}: not a PEM private key") from None
+    try:
+        data_key = base64.b64decode(_require(env, "DATA_KEY"), validate=True)
+    except binascii.Error:
+        raise ConfigError(f"{ENV_PREFIX}DATA_KEY is not base64") from None
+    if len(data_key) != 32:
+        raise ConfigError(f"{ENV_PREFIX}DATA_KEY must decode to 32 bytes, it has {len(data_key)}")
+    database_url = _require(env, "DATABASE_URL")
+    if not database_url.startswith(("postgresql://", "postgresql+psycopg://")):
+        raise ConfigError(f"{ENV_PREFIX}DATABASE_URL must be a postgresql:// URL")
+    return Settings(
+        region=region,
+        database_url=database_url,
+        s3_endpoint=_require(env, "S3_ENDPOINT"),
+        s3_access_key=_require(env, "S3_ACCESS_KEY"),
+        s3_secret_key=_require(env, "S3_SECRET_KEY"),
+        s3_region=env.get(f"{ENV_PREFIX}S3_REGION", "us-east-1"),
+        broker_url=_require(env, "BROKER_URL"),
+        signing_key_pem=signing_key_pem,
+        data_key=data_key,
+        public_url=env.get(f"{ENV_PREFIX}PUBLIC_URL", "").rstrip("/"),
+        peers=_parse_peers(env.get(f"{ENV_PREFIX}PEERS", "")),
+        log_level=env.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper(),
+        sync_database_url=env.get(f"{ENV_PREFIX}SYNC_DATABASE_URL", ""),
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return settings_from_env()

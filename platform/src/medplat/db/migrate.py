@@ -1,0 +1,57 @@
+"""`medfed db upgrade`: Alembic, configured in code so that no alembic.ini has to travel with the wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from medplat.db.engine import sync_engine
+from medplat.residency import ALL_SCHEMAS
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def ensure_schemas(database_url: str) -> None:
+    """The residency schemas exist before Alembic writes its version table into `node`."""
+    engine = sync_engine(database_url)
+    with engine.begin() as conn:
+        for schema in ALL_SCHEMAS:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    engine.dispose()
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    ensure_schemas(database_url)
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def current(database_url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = sync_engine(database_url)
+    with engine.connect() as conn:
+        rev = MigrationContext.configure(conn, opts={"version_table_schema": "node"}).get_current_revision()
+    engine.dispose()
+    return rev
+
+
+def revision(database_url: str, message: str) -> None:
+    """Autogenerate a new revision from the models (developers only)."""
+    command.revision(alembic_config(database_url), message=message, autogenerate=True)
+
+
+def head_revision() -> str | None:
+    """The newest revision the code ships (what /ready expects the database to be at)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()

@@ -1,0 +1,1 @@
+"""The node's domains, each with its models, services, schemas and controllers."""

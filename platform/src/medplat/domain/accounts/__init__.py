@@ -1,0 +1,1 @@
+"""Doctors' accounts: PERSONAL data that never leaves the node."""

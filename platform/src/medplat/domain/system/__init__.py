@@ -1,0 +1,1 @@
+"""The node's own state and health: dependency checks, worker heartbeats."""

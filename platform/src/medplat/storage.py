@@ -1,0 +1,139 @@
+"""The node's object store: a small interface, and its adapter for any S3-compatible server (MinIO client).
+
+Each node has two buckets: one for personal files (diploma scans, case photos) that never leave the node,
+one for shared media that may be replicated. The same adapter talks to MinIO in production and to
+SeaweedFS in the local federation.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+from urllib.parse import urlsplit
+
+from minio import Minio
+from minio.error import S3Error
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+
+
+class UnsafeKeyError(ValueError):
+    pass
+
+
+def safe_key(key: str) -> str:
+    """Object keys are relative paths of plain segments: no `..`, no leading `/`, no `?`, `#` or NUL."""
+    if len(key) > 512 or not _SAFE_KEY.match(key) or any(seg in (".", "..") for seg in key.split("/")):
+        raise UnsafeKeyError("object key must be relative path segments of letters, digits, '.', '_' and '-'")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    content_type: str | None = None
+
+
+class ObjectStore(Protocol):
+    """What the node needs from an object store."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    def bucket_exists(self, bucket: str) -> bool: ...
+
+    def ensure_bucket(self, bucket: str) -> None: ...
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes | BinaryIO,
+        length: int,
+        content_type: str,
+    ) -> ObjectInfo: ...
+
+    def get(self, bucket: str, key: str) -> bytes: ...
+
+    def stat(self, bucket: str, key: str) -> ObjectInfo | None: ...
+
+    def delete(self, bucket: str, key: str) -> None: ...
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+
+class MinioObjectStore:
+    """ObjectStore over the `minio` client; works with any S3-compatible server."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1") -> None:
+        parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("object-store endpoint must be an http(s) URL")
+        self._endpoint = f"{parts.scheme}://{parts.netloc}"
+        self._client = Minio(
+            parts.netloc,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=parts.scheme == "https",
+            region=region,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def client(self) -> Minio:
+        return self._client
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return self._client.bucket_exists(bucket)
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if not self._client.bucket_exists(bucket):
+            try:
+                self._client.make_bucket(bucket)
+            except S3Error as exc:
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes | BinaryIO,
+        length: int,
+        content_type: str,
+    ) -> ObjectInfo:
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        result = self._client.put_object(bucket, safe_key(key), stream, length, content_type=content_type)
+        return ObjectInfo(key=key, size=length, etag=result.etag or "", content_type=content_type)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        response = self._client.get_object(bucket, safe_key(key))
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def stat(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            st = self._client.stat_object(bucket, safe_key(key))
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(key=key, size=st.size or 0, etag=st.etag or "", content_type=st.content_type)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self._client.remove_object(bucket, safe_key(key))
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        for obj in self._client.list_objects(bucket, prefix=prefix or None, recursive=True):
+            yield ObjectInfo(key=obj.object_name or "", size=obj.size or 0, etag=obj.etag or "")

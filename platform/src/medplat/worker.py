@@ -1,0 +1,45 @@
+"""The node's Celery application: one per node, on the node's own broker.
+
+`medfed worker` checks the configuration, then runs this app; tasks live beside their domains and are
+registered through `include`. Tasks ack late and are re-queued if a worker dies, so a killed worker never
+loses a delivery (the sync outbox in the database stays the source of truth either way).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from medplat.config import Settings, get_settings
+
+TASK_MODULES = ["medplat.domain.system.tasks"]
+
+
+def configure(app: Celery, settings: Settings) -> Celery:
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue="node",
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        timezone="UTC",
+        beat_schedule={
+            "heartbeat": {
+                "task": "node.heartbeat",
+                "schedule": 10.0,
+                "options": {"expires": 10},
+            },
+        },
+    )
+    return app
+
+
+app = Celery("medfed", include=TASK_MODULES)
+
+
+@app.on_configure.connect  # type: ignore[untyped-decorator]
+def _configure_from_environment(sender: Celery, **_: object) -> None:
+    configure(sender, get_settings())

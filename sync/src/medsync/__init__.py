@@ -1,0 +1,1 @@
+"""MedFed sync service: moves shared content between regional nodes as signed manifests."""

@@ -1,0 +1,219 @@
+"""`medfed up`: three regions, each with its own PostgreSQL, object store, broker, node and worker.
+
+Started the way a developer starts it, as a separate process; stopped with SIGTERM (and once with SIGKILL);
+after each stop no process of any child's process group is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from medplat.devfed.launcher import PORT_OFFSETS, PORTS_PER_REGION
+from medplat.devfed.processes import Child, port_is_free, wait_until
+
+pytestmark = pytest.mark.federation
+REGIONS = {"ru", "kz", "uz"}
+DOCTOR = {
+    "full_name": "Aliya Test",
+    "phone": "+7 701 555 00 11",
+    "email": "aliya@clinic.kz",
+    "citizenship": "KZ",
+    "specializations": ["dermatology"],
+}
+
+
+def free_base_port() -> int:
+    span = PORTS_PER_REGION * len(REGIONS)
+    for _ in range(50):
+        base = random.randrange(20000, 60000 - span, PORTS_PER_REGION)
+        if all(port_is_free(base + i) for i in range(span)):
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+class Launcher:
+    def __init__(self, state_dir: Path, base_port: int) -> None:
+        self.state_dir = state_dir
+        self.base_port = base_port
+        self.runs = 0
+        self.child: Child | None = None
+
+    def start(self, *extra: str) -> Child:
+        self.runs += 1
+        argv = [sys.executable, "-m", "medplat.cli", "up", "--state-dir", str(self.state_dir), "--base-port", str(self.base_port), *extra]
+        self.child = Child(
+            "medfed up", argv, self.state_dir.parent / f"up-{self.runs}.log", env=dict(os.environ), cwd=self.state_dir.parent
+        )
+        return self.child.start()
+
+    @property
+    def federation_file(self) -> Path:
+        return self.state_dir / "federation.json"
+
+    def wait_ready(self) -> dict[str, Any]:
+        assert self.child is not None
+        child = self.child
+
+        def ready() -> bool:
+            assert child.alive(), f"medfed up exited early:\n{child.log_tail(30)}"
+            return self.federation_file.exists()
+
+        wait_until(ready, timeout=180, interval=0.25, what="federation.json")
+        return dict(json.loads(self.federation_file.read_text()))
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.child is not None and self.child.popen is not None
+        os.kill(self.child.pid, sig)
+        return self.child.popen.wait(60)
+
+
+def groups_left(document: dict[str, Any]) -> list[str]:
+    """Every child ran in a process group of its own (its pid); list the groups that still have members."""
+    left = []
+    for code, region in document["regions"].items():
+        for name, pid in region["pids"].items():
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                continue
+            left.append(f"{code} {name} (pgid {pid})")
+    return left
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+    launcher = Launcher(tmp_path_factory.mktemp("federation") / ".medfed", free_base_port())
+    yield launcher
+    if launcher.child is not None:
+        launcher.child.stop()
+
+
+def test_up_starts_three_regions_with_three_separate_sets_of_stores(launcher: Launcher) -> None:
+    launcher.start("--fresh")
+    document = launcher.wait_ready()
+    assert set(document["regions"]) == REGIONS
+    identities = {}
+    for code, region in document["regions"].items():
+        health = httpx.get(f"{region['node_url']}/health", timeout=10).json()
+        assert health["region"] == code
+        assert health["status"] == "ok", health
+        deps = health["dependencies"]
+        identities[code] = (
+            deps["database"]["identity"]["system_identifier"],
+            deps["object_store"]["identity"]["endpoint"],
+            deps["broker"]["identity"]["url"],
+        )
+        assert deps["object_store"]["identity"]["endpoint"] == region["object_store_endpoint"]
+        assert deps["object_store"]["identity"]["buckets"] == {"personal": f"medfed-{code}-personal", "shared": f"medfed-{code}-shared"}
+        assert httpx.get(f"{region['node_url']}/ready", timeout=10).status_code == 200
+    for position in range(3):
+        assert len({identity[position] for identity in identities.values()}) == 3, identities
+    log = (launcher.state_dir.parent / "up-1.log").read_text()
+    assert "federation ready in" in log
+    for region in document["regions"].values():
+        assert region["node_url"] in log
+        assert region["database_url"].split("@")[1] in log
+        password = region["database_url"].split(":")[2].split("@")[0]
+        assert password not in log
+
+
+def test_workers_report_in_on_every_node(launcher: Launcher) -> None:
+    document = json.loads(launcher.federation_file.read_text())
+
+    def all_reported() -> bool:
+        states = [
+            httpx.get(f"{r['node_url']}/health", timeout=10).json()["dependencies"]["workers"]["status"]
+            for r in document["regions"].values()
+        ]
+        return states == ["ok"] * 3
+
+    wait_until(all_reported, timeout=60, interval=1, what="a heartbeat from every region's worker")
+
+
+def test_a_registration_lands_only_on_the_home_node(launcher: Launcher) -> None:
+    document = json.loads(launcher.federation_file.read_text())
+    kz, ru = document["regions"]["kz"]["node_url"], document["regions"]["ru"]["node_url"]
+    created = httpx.post(f"{kz}/api/v1/doctors", json=DOCTOR, timeout=10)
+    assert created.status_code == 201, created.text
+    redirected = httpx.post(f"{ru}/api/v1/doctors", json=DOCTOR, timeout=10, follow_redirects=False)
+    assert redirected.status_code == 307
+    assert redirected.headers["location"] == f"{kz}/api/v1/doctors"
+
+
+def test_sigterm_stops_every_process_of_the_federation(launcher: Launcher) -> None:
+    document = json.loads(launcher.federation_file.read_text())
+    assert launcher.stop(signal.SIGTERM) == 0
+    assert groups_left(document) == []
+    assert not launcher.federation_file.exists()
+    assert "all processes stopped." in (launcher.state_dir.parent / "up-1.log").read_text()
+
+
+def test_state_survives_a_restart(launcher: Launcher) -> None:
+    launcher.start()
+    document = launcher.wait_ready()
+    again = httpx.post(f"{document['regions']['kz']['node_url']}/api/v1/doctors", json=DOCTOR, timeout=10)
+    assert again.status_code == 409, "the doctor registered before the restart must still be there"
+
+
+def test_a_second_federation_on_the_same_ports_is_refused_and_the_first_runs_on(launcher: Launcher, tmp_path: Path) -> None:
+    document = json.loads(launcher.federation_file.read_text())
+    argv = [sys.executable, "-m", "medplat.cli", "up", "--state-dir", str(tmp_path / "other"), "--base-port", str(launcher.base_port)]
+    second = Child("second up", argv, tmp_path / "second.log", env=dict(os.environ)).start()
+    assert second.popen is not None
+    assert second.popen.wait(60) == 1
+    output = second.log_path.read_text()
+    assert f"medfed: port {launcher.base_port} (kz node) is already in use; stop what holds it or choose another --base-port" in output
+    assert "Traceback" not in output
+    assert len(groups_left(document)) == 15, "every process of the first federation is still running"
+    assert httpx.get(f"{document['regions']['kz']['node_url']}/ready", timeout=10).status_code == 200
+
+
+def test_a_killed_launcher_leaves_nothing_behind(launcher: Launcher) -> None:
+    document = json.loads(launcher.federation_file.read_text())
+    launcher.stop(signal.SIGKILL)
+    wait_until(lambda: groups_left(document) == [], timeout=60, interval=0.5, what="children to die with their parent")
+
+
+def test_fresh_wipes_the_state(launcher: Launcher) -> None:
+    launcher.federation_file.unlink(missing_ok=True)
+    launcher.start("--fresh")
+    document = launcher.wait_ready()
+    created = httpx.post(f"{document['regions']['kz']['node_url']}/api/v1/doctors", json=DOCTOR, timeout=10)
+    assert created.status_code == 201, created.text
+    assert launcher.stop(signal.SIGINT) == 0
+    assert groups_left(document) == []
+
+
+def test_a_port_held_by_another_program_gives_a_clear_error(tmp_path: Path) -> None:
+    base = free_base_port()
+    with socket.socket() as holder:
+        held = base + PORTS_PER_REGION + PORT_OFFSETS["redis"]
+        holder.bind(("127.0.0.1", held))
+        holder.listen()
+        result = Child(
+            "up",
+            [sys.executable, "-m", "medplat.cli", "up", "--state-dir", str(tmp_path / "s"), "--base-port", str(base)],
+            tmp_path / "up.log",
+            env=dict(os.environ),
+        ).start()
+        assert result.popen is not None
+        assert result.popen.wait(60) == 1
+    output = result.log_path.read_text()
+    assert output.strip().splitlines()[-2:] == [
+        f"medfed: port {held} (ru redis) is already in use; stop what holds it or choose another --base-port",
+        "all processes stopped.",
+    ]
+    with contextlib.suppress(FileNotFoundError):
+        assert not (tmp_path / "s" / "federation.json").exists()

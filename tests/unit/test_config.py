@@ -1,0 +1,93 @@
+"""Configuration: the region's file plus the environment; anything wrong is one clear line."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from medplat.config import ConfigError, known_regions, load_region, region_for_citizenship, regions_dir, settings_from_env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    key = tmp_path / "signing.pem"
+    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    return {
+        "MEDFED_REGION": "uz",
+        "MEDFED_DATABASE_URL": "postgresql://medfed:secret@db.uz.internal:5432/medfed",
+        "MEDFED_S3_ENDPOINT": "https://s3.uz.internal",
+        "MEDFED_S3_ACCESS_KEY": "ak",
+        "MEDFED_S3_SECRET_KEY": "sk",
+        "MEDFED_BROKER_URL": "amqp://medfed:secret@mq.uz.internal:5672/medfed",
+        "MEDFED_SIGNING_KEY_FILE": str(key),
+        "MEDFED_DATA_KEY": base64.b64encode(bytes(32)).decode(),
+        "MEDFED_PEERS": "ru=https://ru.example/, kz=https://kz.example",
+    }
+
+
+def test_the_three_regions_ship_with_the_code() -> None:
+    assert known_regions() == ("kz", "ru", "uz")
+    for code in ("ru", "kz", "uz"):
+        region = load_region(code)
+        assert region.code == code
+        assert region.country == code.upper()
+        assert region.storage.personal_bucket != region.storage.shared_bucket
+
+
+def test_home_region_follows_citizenship() -> None:
+    assert region_for_citizenship("RU") == "ru"
+    assert region_for_citizenship("KZ") == "kz"
+    assert region_for_citizenship("UZ") == "uz"
+    assert region_for_citizenship("BY") is None
+
+
+def test_a_complete_environment_gives_settings(env: dict[str, str]) -> None:
+    settings = settings_from_env(env)
+    assert settings.region.code == "uz"
+    assert settings.broker_url.startswith("amqp://")
+    assert settings.peers == {"ru": "https://ru.example", "kz": "https://kz.example"}
+    assert settings.shared_bucket == "medfed-uz-shared"
+    assert len(settings.data_key) == 32
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"MEDFED_REGION": "xx"}, f"unknown region code 'xx': known regions are kz, ru, uz (in {regions_dir()})"),
+        ({"MEDFED_REGION": ""}, "MEDFED_REGION is not set"),
+        ({"MEDFED_DATABASE_URL": ""}, "MEDFED_DATABASE_URL is not set"),
+        ({"MEDFED_DATABASE_URL": "mysql://x"}, "MEDFED_DATABASE_URL must be a postgresql:// URL"),
+        ({"MEDFED_BROKER_URL": " "}, "MEDFED_BROKER_URL is not set"),
+        ({"MEDFED_S3_SECRET_KEY": ""}, "MEDFED_S3_SECRET_KEY is not set"),
+        ({"MEDFED_SIGNING_KEY_FILE": ""}, "MEDFED_SIGNING_KEY_FILE is not set"),
+        ({"MEDFED_SIGNING_KEY_FILE": "/nonexistent/key.pem"}, "MEDFED_SIGNING_KEY_FILE /nonexistent/key.pem: No such file or directory"),
+        ({"MEDFED_DATA_KEY": ""}, "MEDFED_DATA_KEY is not set"),
+        ({"MEDFED_DATA_KEY": "not base64!"}, "MEDFED_DATA_KEY is not base64"),
+        ({"MEDFED_DATA_KEY": base64.b64encode(b"short").decode()}, "MEDFED_DATA_KEY must decode to 32 bytes, it has 5"),
+        ({"MEDFED_PEERS": "ru"}, "MEDFED_PEERS must look like 'ru=https://ru.example,uz=https://uz.example'; got a part 'ru'"),
+    ],
+)
+def test_bad_configuration_is_one_clear_line(env: dict[str, str], change: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_env({**env, **change})
+    assert str(caught.value) == message
+    assert "\n" not in str(caught.value)
+
+
+def test_a_key_that_is_not_a_pem_key_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("hello")
+    with pytest.raises(ConfigError, match=r"^MEDFED_SIGNING_KEY_FILE .*bad.pem: not a PEM private key$"):
+        settings_from_env({**env, "MEDFED_SIGNING_KEY_FILE": str(bad)})
+
+
+def test_a_region_file_with_unknown_fields_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ab").mkdir()
+    text = (Path(__file__).resolve().parents[2] / "regions" / "kz" / "region.toml").read_text()
+    (tmp_path / "ab" / "region.toml").write_text(text.replace('code = "kz"', 'code = "ab"\nflavour = "x"'))
+    with pytest.raises(ConfigError, match=r"region.toml: Object contains unknown field `flavour`"):
+        load_region("ab", tmp_path)
