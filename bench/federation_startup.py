@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import signal
 import statistics
 import sys
@@ -20,14 +19,11 @@ import time
 from pathlib import Path
 
 from medplat.devfed.launcher import PORTS_PER_REGION
-from medplat.devfed.processes import Child, port_is_free, wait_until
+from medplat.devfed.processes import Child, free_port_block, wait_until
 
 
 def free_base() -> int:
-    while True:
-        base = random.randrange(20000, 59000, PORTS_PER_REGION)
-        if all(port_is_free(base + i) for i in range(PORTS_PER_REGION * 3)):
-            return base
+    return free_port_block(PORTS_PER_REGION * 3, step=PORTS_PER_REGION)
 
 
 def one_start(state: Path, base: int, *extra: str) -> float:
@@ -35,7 +31,13 @@ def one_start(state: Path, base: int, *extra: str) -> float:
     started = time.perf_counter()
     child = Child("up", argv, state.parent / "up.log", env=dict(os.environ)).start()
     try:
-        wait_until((state / "federation.json").exists, timeout=300, interval=0.05, what="federation")
+
+        def ready() -> bool:
+            if not child.alive():
+                raise SystemExit(f"medfed up exited early:\n{child.log_tail(20)}")
+            return (state / "federation.json").exists()
+
+        wait_until(ready, timeout=300, interval=0.05, what="federation")
         return time.perf_counter() - started
     finally:
         os.kill(child.pid, signal.SIGTERM)

@@ -35,6 +35,17 @@ class Engines:
     children: list[Child]
 
 
+def create_sync_role(pg: Postgres) -> None:
+    """The cluster-wide role of the sync workers (provisioned by ops in production, by `medfed up` locally)."""
+    import psycopg
+
+    from medplat.db.migrate import SYNC_ROLE
+
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        create = psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")
+        conn.execute(create.format(psycopg.sql.Identifier(SYNC_ROLE), psycopg.sql.Literal(SYNC_PASSWORD)))
+
+
 @pytest.fixture(scope="session")
 def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
     root = tmp_path_factory.mktemp("engines")
@@ -48,12 +59,16 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
     children = [pg.child().start(), sw.child().start(), rd.child().start()]
     try:
         pg.wait_ready()
+        create_sync_role(pg)
         rd.wait_ready()
         sw.wait_ready()
         yield Engines(pg, sw, rd, children)
     finally:
         for child in reversed(children):
             child.stop()
+
+
+SYNC_PASSWORD = secrets.token_urlsafe(12)
 
 
 def node_env(engines: Engines, database_url: str, key_dir: Path, region: str = "kz") -> dict[str, str]:
@@ -63,6 +78,7 @@ def node_env(engines: Engines, database_url: str, key_dir: Path, region: str = "
     return {
         "MEDFED_REGION": region,
         "MEDFED_DATABASE_URL": database_url,
+        "MEDFED_SYNC_DATABASE_URL": sync_url(engines, database_url),
         "MEDFED_S3_ENDPOINT": engines.seaweed.endpoint,
         "MEDFED_S3_ACCESS_KEY": engines.seaweed.access_key,
         "MEDFED_S3_SECRET_KEY": engines.seaweed.secret_key,
@@ -71,6 +87,12 @@ def node_env(engines: Engines, database_url: str, key_dir: Path, region: str = "
         "MEDFED_DATA_KEY": base64.b64encode(b"k" * 32).decode(),
         "MEDFED_PEERS": "ru=http://ru.node.test,uz=http://uz.node.test",
     }
+
+
+def sync_url(engines: Engines, database_url: str) -> str:
+    from medplat.db.migrate import SYNC_ROLE
+
+    return engines.postgres.url(database_url.rsplit("/", 1)[1], user=SYNC_ROLE, password=SYNC_PASSWORD)
 
 
 @pytest.fixture(scope="session")

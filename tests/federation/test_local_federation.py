@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import socket
 import sys
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from medplat.devfed.launcher import PORT_OFFSETS, PORTS_PER_REGION
-from medplat.devfed.processes import Child, port_is_free, wait_until
+from medplat.devfed.processes import Child, free_port_block, wait_until
 
 pytestmark = pytest.mark.federation
 REGIONS = {"ru", "kz", "uz"}
@@ -35,12 +34,7 @@ DOCTOR = {
 
 
 def free_base_port() -> int:
-    span = PORTS_PER_REGION * len(REGIONS)
-    for _ in range(50):
-        base = random.randrange(20000, 60000 - span, PORTS_PER_REGION)
-        if all(port_is_free(base + i) for i in range(span)):
-            return base
-    raise RuntimeError("no free block of ports")
+    return free_port_block(PORTS_PER_REGION * len(REGIONS), step=PORTS_PER_REGION)
 
 
 class Launcher:

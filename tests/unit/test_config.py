@@ -19,6 +19,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {
         "MEDFED_REGION": "uz",
         "MEDFED_DATABASE_URL": "postgresql://medfed:secret@db.uz.internal:5432/medfed",
+        "MEDFED_SYNC_DATABASE_URL": "postgresql://medfed_sync:secret@db.uz.internal:5432/medfed",
         "MEDFED_S3_ENDPOINT": "https://s3.uz.internal",
         "MEDFED_S3_ACCESS_KEY": "ak",
         "MEDFED_S3_SECRET_KEY": "sk",

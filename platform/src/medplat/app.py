@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import anyio
 from advanced_alchemy.extensions.litestar import (
     AsyncSessionConfig,
     SQLAlchemyAsyncConfig,
@@ -21,11 +24,31 @@ from medplat.config import Settings, get_settings
 from medplat.db.engine import async_engine
 from medplat.db.migrate import head_revision
 from medplat.domain.accounts.controllers import DoctorController
+from medplat.domain.content.controllers import ContentController
 from medplat.domain.system.controllers import HealthController
 from medplat.logs import configure_logging
 from medplat.node import object_store
+from medsync.api import FederationController
+from medsync.context import context_for
 
 MAX_REQUEST_BODY = 10 * 1024 * 1024
+
+
+async def wake_delivery(targets: Sequence[str]) -> None:
+    """Ask the sync workers to deliver to these targets now (the beat sweep would, a little later)."""
+    from medplat.worker import app as celery
+
+    def send(target: str) -> None:
+        celery.send_task("sync.deliver", args=[target], queue=f"sync.{target}")
+
+    for target in targets:
+        await anyio.to_thread.run_sync(send, target)
+
+
+async def wake_apply(origin: str) -> None:
+    from medplat.worker import app as celery
+
+    await anyio.to_thread.run_sync(lambda: celery.send_task("sync.apply", args=[origin], queue="inbox"))
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -47,6 +70,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "object_store": object_store(settings),
             "schema_head": head_revision(),
             "draining": False,
+            "sync": context_for(settings),
+            "wake_delivery": wake_delivery,
+            "wake_apply": wake_apply,
         }
     )
 
@@ -54,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return settings
 
     return Litestar(
-        route_handlers=[HealthController, DoctorController],
+        route_handlers=[HealthController, DoctorController, ContentController, FederationController],
         plugins=[sqlalchemy],
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
         middleware=[request_id_middleware],

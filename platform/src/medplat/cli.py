@@ -58,7 +58,24 @@ def checked_settings() -> Settings:
     return settings
 
 
-@click.group()
+class _Medfed(click.Group):
+    """Every command's operator errors end as one line on stderr, whichever subcommand raised them."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from medplat.api.problems import Problem
+        from medsync.errors import SyncError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            fail(f"configuration error: {exc}", EXIT_CONFIG)
+        except (OperatorError, SyncError) as exc:
+            fail(str(exc))
+        except Problem as exc:
+            fail(exc.detail)
+
+
+@click.group(cls=_Medfed)
 @click.version_option(package_name="medfed")
 def main() -> None:
     """MedFed regional node and local federation."""
@@ -87,9 +104,8 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--concurrency", default=2, show_default=True, type=int)
 @click.option(
     "--queues",
-    default="node",
-    show_default=True,
-    help="comma-separated queues to consume",
+    default="",
+    help="comma-separated queues to consume (default: node, inbox and sync.<peer> for every other region)",
 )
 @click.option(
     "--beat/--no-beat",
@@ -100,8 +116,11 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(concurrency: int, queues: str, beat: bool) -> None:
     """Run a Celery worker of this node."""
     settings = checked_settings()
+    from medplat.config import known_regions
     from medplat.logs import configure_logging
-    from medplat.worker import app
+    from medplat.worker import app, queues_for
+
+    queues = queues or ",".join(queues_for(settings.region.code, list(known_regions())))
 
     configure_logging(settings.region.code, settings.log_level)
     argv = [
@@ -211,6 +230,16 @@ def up(fresh: bool, state_dir: Path, base_port: int, regions: str) -> None:
         raise OperatorError(str(exc)) from None
     sys.exit(federation.run(fresh=fresh))
 
+
+def _register() -> None:
+    from medplat.cli_content import content, sync_group, token
+    from medsync.keys_cli import keys
+
+    for group in (content, sync_group, token, keys):
+        main.add_command(group)
+
+
+_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

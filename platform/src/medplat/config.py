@@ -92,6 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     region: RegionConfig
     database_url: str
+    sync_database_url: str
+    """The same database as the sync role (no privilege on `personal`), for sync workers and federation endpoints."""
     s3_endpoint: str
     s3_access_key: str
     s3_secret_key: str
@@ -102,7 +104,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str = ""
     peers: Mapping[str, str] = msgspec.field(default_factory=dict)
     log_level: str = "INFO"
-    sync_database_url: str = ""
+    trust_dir: str = ""
+    """The federation trust file's folder (versions 1.trust.json, 2.trust.json, ...)."""
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
@@ -167,6 +170,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         region=region,
         database_url=database_url,
+        sync_database_url=_require(env, "SYNC_DATABASE_URL"),
         s3_endpoint=_require(env, "S3_ENDPOINT"),
         s3_access_key=_require(env, "S3_ACCESS_KEY"),
         s3_secret_key=_require(env, "S3_SECRET_KEY"),
@@ -177,7 +181,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get(f"{ENV_PREFIX}PUBLIC_URL", "").rstrip("/"),
         peers=_parse_peers(env.get(f"{ENV_PREFIX}PEERS", "")),
         log_level=env.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper(),
-        sync_database_url=env.get(f"{ENV_PREFIX}SYNC_DATABASE_URL", ""),
+        trust_dir=env.get(f"{ENV_PREFIX}TRUST_DIR", "") or str(regions_dir() / "trust"),
     )
 
 

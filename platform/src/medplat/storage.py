@@ -11,7 +11,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 from minio import Minio
@@ -53,12 +53,14 @@ class ObjectStore(Protocol):
         self,
         bucket: str,
         key: str,
-        data: bytes | BinaryIO,
+        data: bytes | IO[bytes],
         length: int,
         content_type: str,
     ) -> ObjectInfo: ...
 
     def get(self, bucket: str, key: str) -> bytes: ...
+
+    def stream(self, bucket: str, key: str, chunk_size: int = 65536) -> Iterator[bytes]: ...
 
     def stat(self, bucket: str, key: str) -> ObjectInfo | None: ...
 
@@ -106,18 +108,28 @@ class MinioObjectStore:
         self,
         bucket: str,
         key: str,
-        data: bytes | BinaryIO,
+        data: bytes | IO[bytes],
         length: int,
         content_type: str,
     ) -> ObjectInfo:
         stream = io.BytesIO(data) if isinstance(data, bytes) else data
-        result = self._client.put_object(bucket, safe_key(key), stream, length, content_type=content_type)
+        # minio only calls read() on the stream; any binary file object will do.
+        result = self._client.put_object(bucket, safe_key(key), stream, length, content_type=content_type)  # type: ignore[arg-type]
         return ObjectInfo(key=key, size=length, etag=result.etag or "", content_type=content_type)
 
     def get(self, bucket: str, key: str) -> bytes:
         response = self._client.get_object(bucket, safe_key(key))
         try:
             return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def stream(self, bucket: str, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+        """The object's bytes in chunks, without holding it all in memory."""
+        response = self._client.get_object(bucket, safe_key(key))
+        try:
+            yield from response.stream(chunk_size)
         finally:
             response.close()
             response.release_conn()

@@ -11,7 +11,7 @@ from celery import Celery
 
 from medplat.config import Settings, get_settings
 
-TASK_MODULES = ["medplat.domain.system.tasks"]
+TASK_MODULES = ["medplat.domain.system.tasks", "medsync.tasks"]
 
 
 def configure(app: Celery, settings: Settings) -> Celery:
@@ -35,6 +35,11 @@ def configure(app: Celery, settings: Settings) -> Celery:
         },
     )
     return app
+
+
+def queues_for(region: str, regions: list[str]) -> list[str]:
+    """Every queue a worker of this node consumes by default: its own, its inbox, one per delivery target."""
+    return ["node", "inbox", *(f"sync.{r}" for r in regions if r != region)]
 
 
 app = Celery("medfed", include=TASK_MODULES)

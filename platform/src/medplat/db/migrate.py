@@ -30,9 +30,38 @@ def ensure_schemas(database_url: str) -> None:
     engine.dispose()
 
 
+SYNC_ROLE = "medfed_sync"
+"""The role of the sync workers and federation endpoints: shared, federation and audit; never personal."""
+
+
+def grant_sync_role(database_url: str) -> bool:
+    """Give the sync role exactly its privileges (idempotent; run after every upgrade).
+
+    The role is created by whoever provisions the cluster (ansible, `medfed up`, the tests). Returns False
+    when it does not exist yet.
+    """
+    engine = sync_engine(database_url)
+    with engine.begin() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": SYNC_ROLE}).first() is None:
+            engine.dispose()
+            return False
+        for statement in (
+            "REVOKE ALL ON SCHEMA personal FROM {r}",
+            "REVOKE ALL ON ALL TABLES IN SCHEMA personal FROM {r}",
+            "GRANT USAGE ON SCHEMA shared, federation, audit, node TO {r}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shared, federation, audit TO {r}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA node TO {r}",
+            "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA shared, federation, audit TO {r}",
+        ):
+            conn.execute(text(statement.format(r=SYNC_ROLE)))
+    engine.dispose()
+    return True
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     ensure_schemas(database_url)
     command.upgrade(alembic_config(database_url), revision)
+    grant_sync_role(database_url)
 
 
 def current(database_url: str) -> str | None:

@@ -213,7 +213,7 @@ class Seaweed:
         config.chmod(0o600)
         p = self.ports
         argv = [
-            weed_bin(), "server", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            weed_bin(), "-logtostderr", "server", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={p.master}", f"-master.port.grpc={p.master_grpc}", "-master.volumeSizeLimitMB=64",
             # A single master: a short election time-out lets a restart with kept state elect itself at once.
             "-master.electionTimeout=1s",

@@ -30,12 +30,17 @@ from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
+    load_pem_private_key,
 )
 
 from medplat.config import known_regions
+from medplat.db.migrate import SYNC_ROLE
 from medplat.devfed.engines import Postgres, Redis, Seaweed, SeaweedPorts
 from medplat.devfed.processes import Child, die_with_parent, port_is_free, wait_until
 from medplat.urls import without_password
+from medsync import trust
+from medsync.envelope import key_id as envelope_key_id
+from medsync.errors import SyncError
 
 PORT_OFFSETS = {
     "node": 0, "postgres": 1, "redis": 2, "s3": 3, "s3 master": 4, "s3 master grpc": 5,
@@ -88,6 +93,7 @@ class RegionRuntime:
         self.secrets = {
             "postgres_password": _secret(),
             "app_password": _secret(),
+            "sync_password": _secret(),
             "s3_access_key": "medfed" + secrets.token_hex(6),
             "s3_secret_key": _secret(),
             "redis_password": _secret(),
@@ -99,6 +105,11 @@ class RegionRuntime:
         key.parent.mkdir(parents=True, exist_ok=True)
         key.write_bytes(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
         key.chmod(0o600)
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        key = load_pem_private_key((self.root / "keys" / "signing.pem").read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        return key
 
     @property
     def postgres(self) -> Postgres:
@@ -138,10 +149,15 @@ class RegionRuntime:
     def database_url(self) -> str:
         return self.postgres.url(DATABASE, user=APP_ROLE, password=self.secrets["app_password"])
 
+    @property
+    def sync_database_url(self) -> str:
+        return self.postgres.url(DATABASE, user=SYNC_ROLE, password=self.secrets["sync_password"])
+
     def node_env(self, peers: dict[str, str]) -> dict[str, str]:
         return {
             "MEDFED_REGION": self.code,
             "MEDFED_DATABASE_URL": self.database_url,
+            "MEDFED_SYNC_DATABASE_URL": self.sync_database_url,
             "MEDFED_S3_ENDPOINT": self.seaweed.endpoint,
             "MEDFED_S3_ACCESS_KEY": self.secrets["s3_access_key"],
             "MEDFED_S3_SECRET_KEY": self.secrets["s3_secret_key"],
@@ -150,17 +166,18 @@ class RegionRuntime:
             "MEDFED_DATA_KEY": self.secrets["data_key"],
             "MEDFED_PUBLIC_URL": self.node_url,
             "MEDFED_PEERS": ",".join(f"{c}={u}" for c, u in sorted(peers.items()) if c != self.code),
+            "MEDFED_TRUST_DIR": str(self.root.parent / "trust"),
         }
 
 
-def prepare_database(pg: Postgres, app_password: str) -> None:
-    """The application role and its database (idempotent)."""
+def prepare_database(pg: Postgres, app_password: str, sync_password: str) -> None:
+    """The application role, the sync role and the database (idempotent)."""
     with psycopg.connect(pg.url(), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        conn.execute(
-            psycopg.sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(psycopg.sql.Identifier(APP_ROLE), psycopg.sql.Literal(app_password))
-        )
+        for role, password in ((APP_ROLE, app_password), (SYNC_ROLE, sync_password)):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            statement = psycopg.sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}")
+            conn.execute(statement.format(psycopg.sql.Identifier(role), psycopg.sql.Literal(password)))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
             conn.execute(
                 psycopg.sql.SQL("CREATE DATABASE {} OWNER {}").format(psycopg.sql.Identifier(DATABASE), psycopg.sql.Identifier(APP_ROLE))
@@ -238,6 +255,7 @@ class Federation:
         self.check_ports()
         for region in self.regions:
             region.load_or_create_secrets()
+        self.write_trust()
         fresh_clusters = [r for r in self.regions if not r.postgres.initialised()]
         if fresh_clusters:
             self.say(f"initialising PostgreSQL clusters for {', '.join(r.code for r in fresh_clusters)} ...")
@@ -253,7 +271,8 @@ class Federation:
         peers = {r.code: r.node_url for r in self.regions}
         for region in self.regions:
             self.watch(lambda r=region: r.postgres.wait_ready(30))
-            prepare_database(region.postgres, region.secrets["app_password"])
+            region.secrets.setdefault("sync_password", _secret())
+            prepare_database(region.postgres, region.secrets["app_password"], region.secrets["sync_password"])
             self.run_cli(region, peers, ["db", "upgrade"])
         for region in self.regions:
             self.watch(lambda r=region: r.redis.wait_ready(30))
@@ -295,6 +314,37 @@ class Federation:
             )
         self.write_federation_file()
         self.print_table(time.monotonic() - started)
+
+    def write_trust(self) -> None:
+        """The local federation's trust file: every region's key, threshold 2 (or 1 for a single region).
+
+        Version 1 is written anew whenever the set of keys changed (a region started --fresh); otherwise
+        the existing chain, including any rotation made with `medfed keys rotate`, is kept.
+        """
+        directory = self.state_dir / "trust"
+        now = datetime.datetime.now(datetime.UTC)
+        keys = {r.code: r.signing_key() for r in self.regions}
+        if self._trust_matches(directory, keys, now):
+            return
+        shutil.rmtree(directory, ignore_errors=True)
+        window = {"not_before": now - datetime.timedelta(days=1), "not_after": now + datetime.timedelta(days=365)}
+        nodes = {
+            r.code: trust.TrustNode(keys=(trust.trust_key(keys[r.code].public_key(), **window),), url=r.node_url) for r in self.regions
+        }
+        document = trust.new_document(
+            version=1, threshold=min(2, len(nodes)), nodes=nodes, issued_at=now, expires_at=now + datetime.timedelta(days=365)
+        )
+        trust.write_version(directory, trust.sign_document(document, keys.values()))
+
+    @staticmethod
+    def _trust_matches(directory: Path, keys: dict[str, Ed25519PrivateKey], now: datetime.datetime) -> bool:
+        try:
+            current = trust.load_chain(directory, now=now)
+        except SyncError:
+            return False
+        if set(current.nodes) != set(keys):
+            return False
+        return all(envelope_key_id(key.public_key()) in current.keys_for(code, now) for code, key in keys.items())
 
     def run_cli(self, region: RegionRuntime, peers: dict[str, str], args: list[str]) -> None:
         """One `medfed` command against a region, as a child (so its failure cannot take this process down)."""

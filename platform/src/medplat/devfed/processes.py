@@ -12,6 +12,7 @@ import ctypes
 import errno
 import os
 import pwd
+import random
 import signal
 import socket
 import subprocess
@@ -49,18 +50,38 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ports the kernel says are free now (for tests, which must never assume a fixed port)."""
-    socks: list[socket.socket] = []
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports that are free now, chosen below the kernel's ephemeral range.
+
+    Ports the kernel hands out for outgoing connections would be a poor choice: a client socket of any
+    process may take one between our check and the server's bind.
+    """
+    low = 20000
+    high = min(_ephemeral_range()[0], 65536) - 1
+    chosen: list[int] = []
+    for port in random.sample(range(low, high), k=min(high - low, 2000)):
+        if port_is_free(port, host):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError(f"fewer than {count} free ports in {low}-{high}")
+
+
+def free_port_block(size: int, step: int = 20, host: str = "127.0.0.1") -> int:
+    """The first port of `size` consecutive free ports below the ephemeral range (for `medfed up --base-port`)."""
+    high = min(_ephemeral_range()[0], 65536) - size
+    for base in random.sample(range(20000, high, step), k=(high - 20000) // step):
+        if all(port_is_free(base + i, host) for i in range(size)):
+            return base
+    raise RuntimeError(f"no block of {size} free ports below {high + size}")
 
 
 @dataclass

@@ -1,0 +1,142 @@
+"""The federation endpoints every node serves to the other nodes (and to nobody else).
+
+All of them authenticate the calling node by its short-lived JWT against the trust file, run the sync code
+with the sync database role in a worker thread, and answer refusals as problem details with a stable
+`code`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.response import Stream
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medplat.domain.content.models import ContentMedia
+from medsync.context import SyncContext
+from medsync.errors import SyncError
+from medsync.inbound import receive
+from medsync.manifest import MAX_MANIFEST_BYTES
+from medsync.models import OutboxRow
+from medsync.outbound import record_receipt
+from medsync.receipts import MAX_RECEIPT_BYTES, verify_receipt
+from medsync.transport import caller_of, verify_token
+
+BODY_DEADLINE = float(os.environ.get("MEDFED_BODY_DEADLINE", "30"))
+"""Seconds a sender may take to deliver a request body; a trickling sender is cut off after this."""
+
+FEDERATION = "federation"
+"""Routes marked `opt={"access": FEDERATION}` are for nodes only: they check the caller's JWT themselves."""
+
+
+def _problem(status: int, code: str, detail: str) -> Response[dict[str, Any]]:
+    body = {"type": f"https://medfed.dev/problems/{code}", "title": "Refused", "status": status, "code": code, "detail": detail}
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def _token(request: Request[Any, Any, Any]) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The body, refused past `limit` bytes before it is all read, and cut off after BODY_DEADLINE seconds."""
+    chunks: list[bytes] = []
+    size = 0
+    with anyio.fail_after(BODY_DEADLINE):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise SyncError(f"body exceeds {limit} bytes", code="body.too_large")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _caller(ctx: SyncContext, token: str | None) -> str:
+    if not token:
+        raise SyncError("a bearer token is required", code="jwt.missing")
+    claimed = caller_of(token)
+    return verify_token(token, me=ctx.region, keys=ctx.keys_of(claimed))
+
+
+class FederationController(Controller):
+    path = "/federation/v1"
+    tags = ["federation"]
+    opt = {"access": FEDERATION}
+
+    @post("/inbox", summary="Take a signed manifest into this node's inbox", request_max_body_size=MAX_MANIFEST_BYTES)
+    async def inbox(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+        ctx: SyncContext = state.sync
+        try:
+            data = await _read_body(request, MAX_MANIFEST_BYTES)
+        except TimeoutError:
+            return _problem(408, "transport.timeout", f"the manifest did not arrive within {BODY_DEADLINE:.0f} s")
+        except SyncError as exc:
+            return _problem(413, exc.code, exc.message)
+        answer = await anyio.to_thread.run_sync(receive, ctx, data, _token(request))
+        if answer.status == 202 and answer.origin is not None:
+            await state.wake_apply(answer.origin)
+        media = "application/json" if answer.status < 400 else "application/problem+json"
+        return Response(answer.body, status_code=answer.status, media_type=media)
+
+    @post("/receipts", summary="A target's signed receipt for a manifest this node sent")
+    async def receipts(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+        ctx: SyncContext = state.sync
+        try:
+            data = await _read_body(request, MAX_RECEIPT_BYTES)
+            target = await anyio.to_thread.run_sync(_caller, ctx, _token(request))
+            receipt = await anyio.to_thread.run_sync(verify_receipt, data, ctx.keys_of(target))
+            if receipt.target != target or receipt.origin != ctx.region:
+                raise SyncError("receipt is not for a manifest from this node to the caller", code="receipt.mismatch")
+            await anyio.to_thread.run_sync(record_receipt, ctx, target, receipt)
+        except TimeoutError:
+            return _problem(408, "transport.timeout", "the receipt did not arrive in time")
+        except SyncError as exc:
+            return _problem(401 if exc.code.startswith("jwt.") else 400, exc.code, exc.message)
+        return Response({"status": "recorded"}, status_code=200)
+
+    @get("/blobs/{item_id:uuid}/{sha256:str}", summary="A blob of an item this node sent to the caller")
+    async def blob(self, item_id: uuid.UUID, sha256: str, request: Request[Any, Any, Any], state: State) -> Response[Any]:
+        ctx: SyncContext = state.sync
+        try:
+            target = await anyio.to_thread.run_sync(_caller, ctx, _token(request))
+            media = await anyio.to_thread.run_sync(_blob_for, ctx, target, item_id, sha256)
+        except SyncError as exc:
+            return _problem(401 if exc.code.startswith("jwt.") else 404, exc.code, exc.message)
+        stored = await anyio.to_thread.run_sync(ctx.store.stat, ctx.shared_bucket, media.key)
+        if stored is None:
+            return _problem(404, "blob.not_found", "the blob is not in this node's store")
+        # The length of what is stored, not of what was declared: the target checks the declaration.
+        return Stream(_iterate(ctx, media.key), media_type=media.media_type, headers={"Content-Length": str(stored.size)})
+
+
+def _blob_for(ctx: SyncContext, target: str, item_id: uuid.UUID, sha256: str) -> ContentMedia:
+    """Only blobs of items this node sent (or is sending) to the caller are served to it."""
+    with Session(ctx.engine) as session:
+        sent = session.scalar(
+            select(OutboxRow.id).where(OutboxRow.item_id == item_id, OutboxRow.target == target, OutboxRow.op == "upsert").limit(1)
+        )
+        media = session.scalar(select(ContentMedia).where(ContentMedia.item_id == item_id, ContentMedia.sha256 == sha256))
+        if sent is None or media is None:
+            raise SyncError("no such blob for this caller", code="blob.not_found")
+        session.expunge(media)
+        return media
+
+
+async def _iterate(ctx: SyncContext, key: str) -> AsyncIterator[bytes]:
+    chunks: Iterator[bytes] = ctx.store.stream(ctx.shared_bucket, key)
+    while True:
+        chunk = await anyio.to_thread.run_sync(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
+__all__ = ["FEDERATION", "FederationController"]

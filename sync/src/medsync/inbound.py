@@ -1,0 +1,444 @@
+"""The target's side of a channel: the inbox door, the apply worker and the receipts it sends back.
+
+The door (`receive`) runs in the web process: it checks, in this order, the caller's token, the envelope's
+signature by a currently valid key of the origin, that the manifest is addressed to this node, its place
+in the channel (sequence and previous hash) and its validity window, then takes it into the inbox in
+sequence order. Anything refused there is recorded with its reason and changes nothing else.
+
+The apply worker (`apply_pending`) then decides each manifest in order: it fetches and verifies every
+blob, runs this node's inbound policy on every item, and applies the whole manifest in one transaction or
+nothing of it; either way it records the verdicts and signs a receipt for the origin.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import msgspec
+import structlog
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from medplat.domain.content.models import ContentItem, ContentMedia, ContentVersion
+from medsync import manifest
+from medsync.canonical import canonical_bytes, sha256_hex
+from medsync.context import SyncContext
+from medsync.errors import SyncError
+from medsync.items import SharedDocument, to_builtins
+from medsync.models import ChannelIn, ManifestIn, Verdict
+from medsync.policy import evaluate_inbound, load_policy
+from medsync.receipts import SPEC as RECEIPT_SPEC
+from medsync.receipts import Receipt, ReceiptItem, ReceiptReason, sign_receipt
+from medsync.transport import caller_of, fetch_blob, mint_token, spool, verify_token
+
+_log = structlog.stdlib.get_logger("medsync.inbound")
+UNKNOWN_ORIGIN = "??"
+
+
+@dataclass(frozen=True)
+class DoorAnswer:
+    """What the inbox answers: an HTTP status and a JSON body (a problem for refusals)."""
+
+    status: int
+    body: dict[str, Any]
+    sequence: int | None = None
+    origin: str | None = None
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _refuse(ctx: SyncContext, data: bytes, exc: SyncError, *, origin: str, sequence: int | None, status: int) -> DoorAnswer:
+    """Record a refusal at the door (with the bytes, as evidence) and answer with a problem."""
+    with Session(ctx.engine) as session, session.begin():
+        session.add(
+            ManifestIn(
+                origin=origin, sequence=sequence, manifest_hash=sha256_hex(data), in_chain=False, envelope=data,
+                status="refused", reasons=[{"code": exc.code, "message": exc.message}], bytes=len(data), decided_at=_now(),
+            )
+        )  # fmt: skip
+    _log.warning("manifest.refused", origin=origin, sequence=sequence, code=exc.code)
+    return DoorAnswer(
+        status,
+        {
+            "type": f"https://medfed.dev/problems/{exc.code}",
+            "title": "Manifest refused",
+            "status": status,
+            "code": exc.code,
+            "detail": exc.message,
+        },
+    )
+
+
+def receive(ctx: SyncContext, data: bytes, token: str | None, *, now: datetime.datetime | None = None) -> DoorAnswer:
+    now = now or _now()
+    origin = UNKNOWN_ORIGIN
+    sequence: int | None = None
+    try:
+        if not token:
+            raise SyncError("a bearer token is required", code="jwt.missing")
+        claimed = caller_of(token)
+        origin = claimed if claimed in ctx.trust(now).nodes else UNKNOWN_ORIGIN
+        origin = verify_token(token, me=ctx.region, keys=ctx.keys_of(claimed, now), now=now)
+        envelope = manifest.open_envelope(data)
+        body, digest = manifest.verified_body(envelope, ctx.keys_of(origin, now))
+        sequence = body.sequence
+        if body.origin != origin:
+            raise SyncError(f"manifest says origin {body.origin} but was signed and sent by {origin}", code="manifest.origin_mismatch")
+        if body.target != ctx.region or body.channel != f"{origin}>{ctx.region}":
+            raise SyncError(f"manifest is addressed to {body.target}, not {ctx.region}", code="manifest.wrong_target")
+    except SyncError as exc:
+        status = 401 if exc.code.startswith("jwt.") else 400 if exc.code.startswith(("body.", "envelope.", "manifest.")) else 403
+        return _refuse(ctx, data, exc, origin=origin, sequence=sequence, status=status)
+    return _take_in_order(ctx, data, body, digest, now)
+
+
+def _channel_in(session: Session, origin: str) -> ChannelIn:
+    """The channel's row, created on first contact, locked for the rest of the transaction."""
+    session.execute(
+        insert(ChannelIn).values(origin=origin, received_sequence=0, received_hash="", applied_sequence=0).on_conflict_do_nothing()
+    )
+    channel = session.scalar(select(ChannelIn).where(ChannelIn.origin == origin).with_for_update())
+    assert channel is not None
+    return channel
+
+
+def _take_in_order(ctx: SyncContext, data: bytes, body: manifest.ManifestBody, digest: str, now: datetime.datetime) -> DoorAnswer:
+    origin = body.origin
+    with Session(ctx.engine) as session, session.begin():
+        channel = _channel_in(session, origin)
+        expected = channel.received_sequence + 1
+        if body.sequence < expected:
+            seen = session.scalar(
+                select(ManifestIn).where(ManifestIn.origin == origin, ManifestIn.sequence == body.sequence, ManifestIn.in_chain)
+            )
+            if seen is not None and seen.manifest_hash == digest:
+                return DoorAnswer(200, {"status": "duplicate", "sequence": body.sequence, "state": seen.status}, body.sequence)
+            error = SyncError(f"sequence {body.sequence} was already taken with different content", code="sequence.equivocation")
+        elif body.sequence > expected:
+            error = SyncError(f"expected sequence {expected}, got {body.sequence}", code="sequence.gap")
+        elif body.previous != channel.received_hash:
+            error = SyncError(
+                f"previous hash does not match manifest {channel.received_sequence} of this channel", code="sequence.chain_broken"
+            )
+        elif manifest.parse_timestamp(body.expires_at) <= now:
+            error = SyncError(f"manifest expired at {body.expires_at}", code="manifest.expired")
+        elif manifest.parse_timestamp(body.issued_at) > now + manifest.CLOCK_SKEW:
+            error = SyncError(f"manifest issued in the future ({body.issued_at})", code="manifest.not_yet_valid")
+        else:
+            session.add(
+                ManifestIn(
+                    origin=origin, sequence=body.sequence, manifest_hash=digest, in_chain=True, envelope=data,
+                    status="received", items=len(body.items), bytes=len(data),
+                )
+            )  # fmt: skip
+            channel.received_sequence = body.sequence
+            channel.received_hash = digest
+            _log.info("manifest.received", origin=origin, sequence=body.sequence, items=len(body.items))
+            return DoorAnswer(202, {"status": "received", "sequence": body.sequence}, body.sequence, origin)
+        # Refused: not even the channel's first-contact row may remain.
+        session.rollback()
+    answer = _refuse(ctx, data, error, origin=origin, sequence=body.sequence, status=409)
+    if error.code == "sequence.gap":
+        answer.body["expected"] = expected
+    return answer
+
+
+# -- apply ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    status: str
+    items: list[ReceiptItem] = field(default_factory=list)
+    documents: dict[str, SharedDocument] = field(default_factory=dict)
+    """The document to store per item id: what this node's policy made of it (e.g. without the byline)."""
+    reasons: list[ReceiptReason] = field(default_factory=list)
+
+
+class ApplyInterrupted(Exception):
+    """Raised by the test hook to simulate a crash at a chosen point of apply."""
+
+
+CRASH_POINTS: dict[str, object] = {}
+"""Test hook: a point name mapped to a callable run there (e.g. one that kills the process)."""
+
+
+def _checkpoint(name: str) -> None:
+    hook = CRASH_POINTS.get(name)
+    if callable(hook):
+        hook()
+
+
+def apply_pending(ctx: SyncContext, origin: str, http: httpx.Client, *, now: datetime.datetime | None = None) -> int:
+    """Decide every received manifest of `origin`, in order; returns how many were decided.
+
+    One worker at a time per channel: a PostgreSQL advisory lock, held for the loop, keeps two workers from
+    fetching the same blobs twice (the transaction would refuse the second anyway).
+    """
+    with ctx.engine.connect() as lock:
+        if not lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": f"medfed-apply-{origin}"}).scalar():
+            return 0
+        try:
+            return _apply_loop(ctx, origin, http, now=now)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"medfed-apply-{origin}"})
+            lock.commit()
+
+
+def _apply_loop(ctx: SyncContext, origin: str, http: httpx.Client, *, now: datetime.datetime | None) -> int:
+    decided = 0
+    while True:
+        with Session(ctx.engine) as session:
+            channel = session.get(ChannelIn, origin)
+            if channel is None:
+                return decided
+            next_row = session.scalar(
+                select(ManifestIn).where(
+                    ManifestIn.origin == origin,
+                    ManifestIn.in_chain,
+                    ManifestIn.sequence == channel.applied_sequence + 1,
+                    ManifestIn.status == "received",
+                )
+            )
+            if next_row is None:
+                return decided
+            manifest_id = next_row.id
+        _apply_one(ctx, manifest_id, http, now=now or _now())
+        decided += 1
+
+
+def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: datetime.datetime) -> None:
+    with Session(ctx.engine) as session:
+        row = session.get(ManifestIn, manifest_id)
+        assert row is not None and row.envelope is not None
+        origin, data = row.origin, row.envelope
+    body, digest = manifest.verified_body(manifest.open_envelope(data), ctx.keys_of(origin, now))
+    policy = load_policy(ctx.region)
+    decision = Decision("applied")
+    refused = False
+    for item in body.items:
+        reasons: list[ReceiptReason] = []
+        if item.document is not None:
+            size = len(canonical_bytes(to_builtins(item.document)))
+            verdict = evaluate_inbound(policy, item.document, origin=origin, target=ctx.region, document_bytes=size)
+            reasons = [ReceiptReason(r.code, r.message) for r in verdict.reasons]
+            if verdict.document is not None:
+                decision.documents[item.id] = verdict.document
+            if not verdict.accepted:
+                refused = True
+                decision.items.append(ReceiptItem(item.id, item.version, "refused", tuple(reasons)))
+                continue
+        decision.items.append(ReceiptItem(item.id, item.version, "applied", tuple(reasons)))
+    written: list[str] = []
+    try:
+        if refused:
+            decision.status = "rejected"
+            decision.reasons.append(
+                ReceiptReason("policy.refused", "an item was refused by this node's inbound policy; nothing was applied")
+            )
+        else:
+            written = _fetch_blobs(ctx, body, http)
+            _checkpoint("after_blobs")
+        _commit(ctx, manifest_id, body, digest, decision, now=now)
+    except SyncError as exc:
+        _discard(ctx, written)
+        decision = Decision(
+            "rejected", [ReceiptItem(i.id, i.version, "refused", (ReceiptReason(exc.code, exc.message),)) for i in body.items]
+        )
+        decision.reasons.append(ReceiptReason(exc.code, exc.message))
+        _commit(ctx, manifest_id, body, digest, decision, now=now)
+    except BaseException:
+        _discard(ctx, written)
+        raise
+
+
+def _blob_key(origin: str, sha256: str) -> str:
+    """Received blobs are stored by content under the origin's prefix: a sender cannot choose our keys."""
+    return f"received/{origin}/{sha256}"
+
+
+def _fetch_blobs(ctx: SyncContext, body: manifest.ManifestBody, http: httpx.Client) -> list[str]:
+    """Fetch, verify and store every blob of the manifest; returns the keys this call created."""
+    created: list[str] = []
+    base = ctx.url_of(body.origin)
+    try:
+        for item in body.items:
+            for blob in item.blobs:
+                key = _blob_key(body.origin, blob.sha256)
+                if ctx.store.stat(ctx.shared_bucket, key) is not None:
+                    continue
+                with spool() as buffer:
+                    token = mint_token(ctx.region, body.origin, ctx.key)
+                    url = f"{base}/federation/v1/blobs/{item.id}/{blob.sha256}"
+                    try:
+                        fetch_blob(http, url, token, sha256=blob.sha256, length=blob.length, into=buffer)
+                    except httpx.HTTPError as exc:
+                        raise SyncError(f"blob fetch failed: {type(exc).__name__}", code="blob.unavailable") from None
+                    buffer.seek(0)
+                    ctx.store.put(ctx.shared_bucket, key, buffer, blob.length, blob.media_type)
+                    created.append(key)
+    except BaseException:
+        _discard(ctx, created)
+        raise
+    return created
+
+
+def _discard(ctx: SyncContext, keys: list[str]) -> None:
+    """Delete blobs this apply wrote, unless a committed row refers to them (another worker won the race)."""
+    if not keys:
+        return
+    with Session(ctx.engine) as session:
+        kept = set(session.scalars(select(ContentMedia.key).where(ContentMedia.key.in_(keys))))
+    for key in keys:
+        if key in kept:
+            continue
+        try:
+            ctx.store.delete(ctx.shared_bucket, key)
+        except Exception:  # noqa: BLE001 - an orphan is harmless (nothing refers to it) and swept later
+            _log.warning("blob.discard_failed", key=key)
+
+
+def _commit(
+    ctx: SyncContext, manifest_id: int, body: manifest.ManifestBody, digest: str, decision: Decision, *, now: datetime.datetime
+) -> None:
+    """Everything the manifest changes, in one transaction, or nothing; then the receipt is signed."""
+    retracted: list[str] = []
+    with Session(ctx.engine) as session, session.begin():
+        channel = _channel_in(session, body.origin)
+        row = session.get(ManifestIn, manifest_id, with_for_update=True)
+        assert row is not None
+        if row.status != "received" or channel.applied_sequence + 1 != body.sequence:
+            return  # decided already by another worker
+        if decision.status == "applied":
+            for index, item in enumerate(body.items):
+                outcome = _apply_item(session, body.origin, item, decision.documents.get(item.id), retracted)
+                if outcome is not None:
+                    decision.items[index] = ReceiptItem(item.id, item.version, "skipped", (outcome,))
+                _checkpoint("mid_apply")
+        for receipt_item in decision.items:
+            session.add(
+                Verdict(
+                    item_id=uuid.UUID(receipt_item.id), version=receipt_item.version, origin=body.origin, target=ctx.region, stage="apply",
+                    accepted=receipt_item.status != "refused", reasons=[msgspec.to_builtins(r) for r in receipt_item.reasons],
+                )
+            )  # fmt: skip
+        receipt = Receipt(
+            spec=RECEIPT_SPEC, origin=body.origin, target=ctx.region, sequence=body.sequence, manifest_hash=digest,
+            status=decision.status, decided_at=manifest.timestamp(now), items=tuple(decision.items), reasons=tuple(decision.reasons),
+        )  # fmt: skip
+        row.status = decision.status
+        row.reasons = [msgspec.to_builtins(r) for r in decision.reasons]
+        row.receipt = {"envelope": sign_receipt(receipt, ctx.key).encode().decode(), "sent": False}
+        row.decided_at = now
+        channel.applied_sequence = body.sequence
+        _checkpoint("before_commit")
+    for key in retracted:
+        _discard(ctx, [key])
+    _log.info("manifest.decided", origin=body.origin, sequence=body.sequence, status=decision.status, items=len(body.items))
+
+
+def _apply_item(
+    session: Session, origin: str, item: manifest.ManifestItem, document: SharedDocument | None, retracted: list[str]
+) -> ReceiptReason | None:
+    """Apply one item; returns a reason when it was skipped (an older version, or a tombstoned item)."""
+    item_id = uuid.UUID(item.id)
+    current = session.get(ContentItem, item_id, with_for_update=True)
+    if current is not None and current.origin_region != origin:
+        return ReceiptReason("item.foreign", f"item {item.id} originates on {current.origin_region}, not {origin}")
+    if current is not None and current.status == "retracted" and item.version <= current.version:
+        # A tombstone stays: nothing at or below its version can bring the item back.
+        return ReceiptReason("item.tombstoned", f"item {item.id} was retracted at version {current.version}")
+    if current is not None and item.op == "upsert" and item.version <= current.version:
+        return ReceiptReason("item.superseded", f"version {item.version} is not newer than {current.version}")
+    if current is not None and item.op == "tombstone" and item.version < current.version:
+        return ReceiptReason("item.superseded", f"tombstone of version {item.version} is older than version {current.version}")
+    if item.op == "tombstone":
+        if current is None:
+            current = ContentItem(id=item_id, origin_region=origin, kind="article", title="", category=item.category, status="retracted")
+            session.add(current)
+        current.status, current.version, current.draft = "retracted", item.version, None
+        for media in session.scalars(select(ContentMedia).where(ContentMedia.item_id == item_id)):
+            others = session.scalar(
+                select(func.count()).select_from(ContentMedia).where(ContentMedia.sha256 == media.sha256, ContentMedia.item_id != item_id)
+            )
+            if not others:
+                retracted.append(media.key)
+            session.delete(media)
+        session.add(
+            ContentVersion(
+                item_id=item_id, version=item.version, op="tombstone", document=None, content_hash=item.content_hash, created_at=_now()
+            )
+        )
+        return None
+    assert document is not None
+    if current is None:
+        current = ContentItem(id=item_id, origin_region=origin)
+        session.add(current)
+    current.kind, current.category, current.title = document.kind, document.category, document.texts[0].title
+    current.specializations, current.languages = list(document.specializations), list(document.languages)
+    current.origin_only, current.status, current.version, current.draft, current.targets = False, "published", item.version, None, []
+    session.flush()
+    session.add(
+        ContentVersion(
+            item_id=item_id,
+            version=item.version,
+            op="upsert",
+            document=to_builtins(document),
+            content_hash=manifest.document_hash(document),
+            created_at=_now(),
+        )
+    )
+    wanted = {b.sha256: b for b in document.blobs}
+    for media in session.scalars(select(ContentMedia).where(ContentMedia.item_id == item_id)):
+        if media.sha256 not in wanted:
+            session.delete(media)
+    have = set(session.scalars(select(ContentMedia.sha256).where(ContentMedia.item_id == item_id)))
+    for sha, blob in wanted.items():
+        if sha not in have:
+            session.add(
+                ContentMedia(item_id=item_id, key=_blob_key(origin, sha), sha256=sha, length=blob.length, media_type=blob.media_type)
+            )
+    return None
+
+
+# -- receipts back to the origin -----------------------------------------------------------------------
+
+
+def unsent_receipts(ctx: SyncContext) -> list[int]:
+    with Session(ctx.engine) as session:
+        rows = session.scalars(
+            select(ManifestIn.id).where(
+                ManifestIn.in_chain, ManifestIn.status.in_(("applied", "rejected")), ManifestIn.receipt["sent"].astext == "false"
+            )
+        )
+        return list(rows)
+
+
+def send_receipt(ctx: SyncContext, manifest_id: int, http: httpx.Client) -> None:
+    with Session(ctx.engine) as session:
+        row = session.get(ManifestIn, manifest_id)
+        assert row is not None and row.receipt is not None
+        origin, envelope = row.origin, str(row.receipt["envelope"])
+    url = f"{ctx.url_of(origin)}/federation/v1/receipts"
+    token = mint_token(ctx.region, origin, ctx.key)
+    response = http.post(url, content=envelope.encode(), headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    if response.status_code not in (200, 202):
+        raise SyncError(f"{origin} refused the receipt: {response.status_code}", code="receipt.refused")
+    with Session(ctx.engine) as session, session.begin():
+        row = session.get(ManifestIn, manifest_id, with_for_update=True)
+        assert row is not None and row.receipt is not None
+        row.receipt = {**row.receipt, "sent": True}
+
+
+def channels_with_work(ctx: SyncContext) -> list[str]:
+    with Session(ctx.engine) as session:
+        return sorted(
+            set(session.scalars(select(ManifestIn.origin).where(ManifestIn.in_chain, ManifestIn.status == "received").distinct()))
+        )

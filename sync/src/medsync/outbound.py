@@ -1,0 +1,242 @@
+"""The origin's side of a channel: turn outbox rows into signed manifests, send them in order, read receipts.
+
+The outbox is the source of truth. `build_manifests` takes pending rows in order, checks every item once
+more against the rules of both sides (they may have changed since publishing), signs the next manifest of
+the channel and marks the rows as sent, all in one transaction. `send_manifests` posts every manifest the
+target has not taken yet, oldest first; a target that answers with the sequence it expects makes the
+origin resend from there. Nothing is ever dropped: a failure leaves the rows where they were.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+import httpx
+import msgspec
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from medplat.domain.content.models import ContentItem, ContentVersion
+from medsync import manifest
+from medsync.context import SyncContext
+from medsync.errors import SyncError
+from medsync.items import from_builtins
+from medsync.models import ChannelOut, ManifestOut, OutboxRow, Verdict
+from medsync.policy import preview
+from medsync.receipts import Receipt
+from medsync.transport import mint_token, problem_code
+
+_log = structlog.stdlib.get_logger("medsync.outbound")
+
+MAX_ITEMS_PER_MANIFEST = 100
+
+
+class DeliveryError(SyncError):
+    """Delivery must be retried later (the target is down, or refuses for a reason ops must fix)."""
+
+    code = "delivery.failed"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    sent: int
+    resent_from: int | None = None
+
+
+def _channel(session: Session, target: str) -> ChannelOut:
+    channel = session.scalar(select(ChannelOut).where(ChannelOut.target == target).with_for_update())
+    if channel is None:
+        session.add(ChannelOut(target=target, next_sequence=1, last_hash="", acked_sequence=0))
+        session.flush()
+        channel = session.scalar(select(ChannelOut).where(ChannelOut.target == target).with_for_update())
+    assert channel is not None
+    return channel
+
+
+def _item_for(session: Session, ctx: SyncContext, row: OutboxRow) -> tuple[manifest.ManifestItem | None, list[dict[str, str]]]:
+    """The manifest item for an outbox row, or the reasons it may not leave (any more)."""
+    version = session.scalar(select(ContentVersion).where(ContentVersion.item_id == row.item_id, ContentVersion.version == row.version))
+    item = session.get(ContentItem, row.item_id)
+    if item is None or item.origin_region != ctx.region:
+        return None, [{"code": "outbox.not_origin", "message": "only the origin sends an item"}]
+    if row.op == "tombstone":
+        return manifest.tombstone_item(str(row.item_id), row.version, item.category), []
+    if version is None or version.document is None:
+        return None, [{"code": "outbox.version_missing", "message": f"version {row.version} has no document"}]
+    verdict = preview(from_builtins(version.document), origin=ctx.region, targets=[row.target])[row.target]
+    reasons = [{"code": r.code, "message": r.message} for r in verdict.reasons]
+    session.add(
+        Verdict(
+            item_id=row.item_id,
+            version=row.version,
+            origin=ctx.region,
+            target=row.target,
+            stage="send",
+            accepted=verdict.accepted,
+            reasons=reasons,
+        )
+    )
+    if not verdict.accepted or verdict.document is None:
+        return None, reasons
+    return manifest.upsert_item(str(row.item_id), row.version, verdict.document), reasons
+
+
+def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | None = None) -> int:
+    """Sign manifests for every pending outbox row of `target`; returns how many manifests were built."""
+    built = 0
+    while True:
+        with Session(ctx.engine) as session, session.begin():
+            channel = _channel(session, target)
+            rows = list(
+                session.scalars(
+                    select(OutboxRow)
+                    .where(OutboxRow.target == target, OutboxRow.manifest_sequence.is_(None), OutboxRow.status == "pending")
+                    .order_by(OutboxRow.id)
+                    .limit(MAX_ITEMS_PER_MANIFEST)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if not rows:
+                return built
+            items: list[manifest.ManifestItem] = []
+            carried: list[OutboxRow] = []
+            for row in rows:
+                item, reasons = _item_for(session, ctx, row)
+                if item is None:
+                    row.status, row.reasons = "rejected", reasons
+                    continue
+                items.append(item)
+                carried.append(row)
+            if not items:
+                continue
+            envelope, body, digest = manifest.build(
+                origin=ctx.region, target=target, sequence=channel.next_sequence, previous=channel.last_hash,
+                items=items, keys=[ctx.key], now=now,
+            )  # fmt: skip
+            data = envelope.encode()
+            session.add(
+                ManifestOut(
+                    target=target,
+                    sequence=body.sequence,
+                    manifest_hash=digest,
+                    envelope=data,
+                    items=len(items),
+                    bytes=len(data),
+                    status="built",
+                )
+            )
+            for row in carried:
+                row.manifest_sequence = body.sequence
+                row.status = "sent"
+            channel.next_sequence = body.sequence + 1
+            channel.last_hash = digest
+            built += 1
+            _log.info("manifest.built", target=target, sequence=body.sequence, items=len(items), bytes=len(data))
+
+
+def send_manifests(ctx: SyncContext, target: str, http: httpx.Client) -> SendResult:
+    """Post every manifest the target has not taken, in order. Raises DeliveryError to be retried."""
+    url = f"{ctx.url_of(target)}/federation/v1/inbox"
+    sent = 0
+    resent_from: int | None = None
+    while True:
+        with Session(ctx.engine) as session:
+            pending = session.scalar(
+                select(ManifestOut)
+                .where(ManifestOut.target == target, ManifestOut.status == "built")
+                .order_by(ManifestOut.sequence)
+                .limit(1)
+            )
+            if pending is None:
+                return SendResult(sent, resent_from)
+            sequence, envelope = pending.sequence, pending.envelope
+        token = mint_token(ctx.region, target, ctx.key)
+        try:
+            response = http.post(url, content=envelope, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        except httpx.HTTPError as exc:
+            _record_error(ctx, target, f"{type(exc).__name__} posting to {target}")
+            raise DeliveryError(f"{target} unreachable: {type(exc).__name__}", code="delivery.unreachable") from exc
+        if response.status_code in (200, 202):
+            _mark(ctx, target, sequence, "delivered")
+            sent += 1
+            continue
+        code = problem_code(response)
+        if response.status_code == 409 and code == "sequence.gap":
+            expected = int(response.json().get("expected", 0))
+            resent_from = _rewind(ctx, target, expected, sequence)
+            continue
+        _record_error(ctx, target, f"{target} refused manifest {sequence}: {code}")
+        raise DeliveryError(f"{target} refused manifest {sequence}: {code}", code="delivery.refused")
+
+
+def _mark(ctx: SyncContext, target: str, sequence: int, status: str) -> None:
+    with Session(ctx.engine) as session, session.begin():
+        session.execute(
+            update(ManifestOut)
+            .where(ManifestOut.target == target, ManifestOut.sequence == sequence, ManifestOut.status == "built")
+            .values(status=status)
+        )
+        session.execute(update(ChannelOut).where(ChannelOut.target == target).values(last_error=None))
+
+
+def _rewind(ctx: SyncContext, target: str, expected: int, offered: int) -> int:
+    """The target expects an earlier sequence than we offered: send everything from there again."""
+    with Session(ctx.engine) as session, session.begin():
+        highest = session.scalar(select(ChannelOut.next_sequence).where(ChannelOut.target == target)) or 1
+        if expected < 1 or expected >= highest:
+            raise DeliveryError(
+                f"{target} expects sequence {expected}, but this node has sent only up to {highest - 1}", code="delivery.target_ahead"
+            )
+        if expected >= offered:
+            raise DeliveryError(f"{target} expects sequence {expected} after refusing {offered}", code="delivery.gap_loop")
+        session.execute(
+            update(ManifestOut)
+            .where(ManifestOut.target == target, ManifestOut.sequence >= expected, ManifestOut.status == "delivered")
+            .values(status="built")
+        )
+    _log.warning("manifest.resend", target=target, from_sequence=expected)
+    return expected
+
+
+def _record_error(ctx: SyncContext, target: str, message: str) -> None:
+    with Session(ctx.engine) as session, session.begin():
+        _channel(session, target).last_error = message[:500]
+
+
+def record_receipt(ctx: SyncContext, target: str, receipt: Receipt) -> None:
+    """Apply a verified receipt to the outbox: applied rows are done; refused items are rejected with their
+    reasons; the other items of a rejected manifest go back to pending, to travel in the next manifest."""
+    with Session(ctx.engine) as session, session.begin():
+        sent = session.scalar(
+            select(ManifestOut).where(ManifestOut.target == target, ManifestOut.sequence == receipt.sequence).with_for_update()
+        )
+        if sent is None or sent.manifest_hash != receipt.manifest_hash:
+            raise SyncError(f"receipt for {target} #{receipt.sequence} matches no manifest this node sent", code="receipt.unknown_manifest")
+        if sent.status in ("applied", "rejected"):
+            return
+        sent.status = receipt.status
+        sent.receipt = msgspec.to_builtins(receipt)
+        sent.answered_at = datetime.datetime.now(datetime.UTC)
+        refused = {(r.id, r.version): r.reasons for r in receipt.items if r.status == "refused"}
+        rows = session.scalars(select(OutboxRow).where(OutboxRow.target == target, OutboxRow.manifest_sequence == receipt.sequence))
+        for row in rows:
+            reasons = refused.get((str(row.item_id), row.version))
+            if receipt.status == "applied":
+                row.status = "applied"
+            elif reasons is not None:
+                row.status, row.reasons = "rejected", [msgspec.to_builtins(r) for r in reasons]
+            else:
+                row.status, row.manifest_sequence = "pending", None
+        channel = _channel(session, target)
+        channel.acked_sequence = max(channel.acked_sequence, receipt.sequence)
+    _log.info("receipt.recorded", target=target, sequence=receipt.sequence, status=receipt.status)
+
+
+def pending_targets(ctx: SyncContext) -> list[str]:
+    """Targets with outbox rows to build or manifests to send (what the beat sweep wakes up)."""
+    with Session(ctx.engine) as session:
+        waiting = set(session.scalars(select(OutboxRow.target).where(OutboxRow.status == "pending").distinct()))
+        waiting |= set(session.scalars(select(ManifestOut.target).where(ManifestOut.status == "built").distinct()))
+    return sorted(waiting)

@@ -1,0 +1,70 @@
+"""Celery tasks of the sync service: deliver per target, apply per origin, send receipts, sweep.
+
+Delivery runs on one queue per target (`sync.<target>`), so a target that is down delays only its own
+queue. Tasks retry with exponential backoff and a cap, forever: the outbox and the inbox in the database
+hold the work, the broker only carries wake-ups, and the beat sweep re-creates any lost wake-up.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from medplat.worker import app
+from medsync import inbound, outbound
+from medsync.context import default_context
+from medsync.errors import SyncError
+from medsync.transport import client
+
+_log = structlog.stdlib.get_logger("medsync.tasks")
+RETRY = {"autoretry_for": (SyncError, OSError), "retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True, "max_retries": None}
+
+
+def delivery_queue(target: str) -> str:
+    return f"sync.{target}"
+
+
+INBOX_QUEUE = "inbox"
+
+
+@app.task(name="sync.deliver", bind=True, **RETRY)  # type: ignore[untyped-decorator]
+def deliver(self: object, target: str) -> int:
+    """Build manifests for the target's pending outbox rows and send what it has not taken yet."""
+    ctx = default_context()
+    outbound.build_manifests(ctx, target)
+    with client() as http:
+        result = outbound.send_manifests(ctx, target, http)
+    return result.sent
+
+
+@app.task(name="sync.apply", **RETRY)  # type: ignore[untyped-decorator]
+def apply(origin: str) -> int:
+    """Decide the origin's received manifests in order, then send the receipts."""
+    ctx = default_context()
+    with client() as http:
+        decided = inbound.apply_pending(ctx, origin, http)
+    if decided:
+        send_receipts.apply_async(queue=INBOX_QUEUE)
+    return decided
+
+
+@app.task(name="sync.send_receipts", **RETRY)  # type: ignore[untyped-decorator]
+def send_receipts() -> int:
+    ctx = default_context()
+    sent = 0
+    with client() as http:
+        for manifest_id in inbound.unsent_receipts(ctx):
+            inbound.send_receipt(ctx, manifest_id, http)
+            sent += 1
+    return sent
+
+
+@app.task(name="sync.sweep")  # type: ignore[untyped-decorator]
+def sweep() -> None:
+    """The backstop: wake delivery, apply and receipts for whatever the database says is waiting."""
+    ctx = default_context()
+    for target in outbound.pending_targets(ctx):
+        deliver.apply_async(args=[target], queue=delivery_queue(target), expires=60)
+    for origin in inbound.channels_with_work(ctx):
+        apply.apply_async(args=[origin], queue=INBOX_QUEUE, expires=60)
+    if inbound.unsent_receipts(ctx):
+        send_receipts.apply_async(queue=INBOX_QUEUE, expires=60)

@@ -1,0 +1,157 @@
+"""Section 7 of the design, at apply: bad blobs, refused items and crashes leave nothing visible.
+
+A manifest that passed the door is decided by the apply worker: either everything in it becomes visible
+in one transaction, or nothing does, and the manifest is recorded as rejected with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+
+import httpx
+import msgspec
+import pytest
+from sqlalchemy import text
+
+from medsync import inbound, manifest
+from medsync.items import Blob, SharedDocument
+from tests.attacks.conftest import document, item, post, signed, token_from
+from tests.sync_harness import Node
+
+
+def content_state(node: Node) -> dict[str, object]:
+    state = node.state()
+    return {k: state[k] for k in ("items", "versions", "media", "blobs")}
+
+
+def plant_blob(origin: Node, target: str, item_id: str, data: bytes, *, sha256: str | None = None) -> Blob:
+    """An item version on the origin with a blob the target may fetch; `sha256` may lie about `data`."""
+    sha = sha256 or hashlib.sha256(data).hexdigest()
+    key = f"media/{item_id}/{sha}"
+    origin.ctx.store.put(origin.settings.shared_bucket, key, data, len(data), "image/png")
+    with origin.ctx.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO shared.content_item (id, origin_region, kind, title, category, specializations, languages, origin_only,"
+                " status, version, targets, created_at, updated_at) VALUES (:id, :o, 'product_note', 't', 'product_note', '{}', '{ru}',"
+                " false, 'published', 1, '{}', now(), now()) ON CONFLICT DO NOTHING"
+            ),
+            {"id": item_id, "o": origin.code},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO shared.content_media (id, item_id, key, sha256, length, media_type, created_at, updated_at)"
+                " VALUES (:mid, :id, :key, :sha, :len, 'image/png', now(), now())"
+            ),
+            {"mid": str(uuid.uuid4()), "id": item_id, "key": key, "sha": sha, "len": len(data)},
+        )
+        conn.execute(
+            text("INSERT INTO federation.outbox (target, item_id, version, op, status, reasons, created_at, updated_at)"
+                 " VALUES (:t, :id, 1, 'upsert', 'sent', '[]', now(), now())"),
+            {"t": target, "id": item_id},
+        )  # fmt: skip
+    return Blob(key=key, sha256=sha, length=len(data), media_type="image/png")
+
+
+def deliver_and_apply(ru: Node, kz: Node, items: tuple[manifest.ManifestItem, ...]) -> None:
+    data, _ = signed(ru, items=items)
+    assert post(kz, data, token_from(ru)).status_code == 202
+    with httpx.Client(timeout=30) as http:
+        assert inbound.apply_pending(kz.ctx, "ru", http) == 1
+
+
+def last_decision(kz: Node) -> tuple[str, list[str]]:
+    _origin, _sequence, status, reasons = kz.decisions()[-1]
+    return status, [r["code"] for r in reasons]  # type: ignore[union-attr]
+
+
+def item_with_blobs(number: int, blobs: tuple[Blob, ...]) -> manifest.ManifestItem:
+    return item(number, doc=document(blobs=blobs))
+
+
+def test_a_blob_whose_hash_differs(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    item_id = "01a20000-0000-7000-8000-000000000001"
+    blob = plant_blob(ru, "kz", item_id, b"the real picture" * 100, sha256=hashlib.sha256(b"what was declared").hexdigest())
+    before = content_state(kz)
+    deliver_and_apply(ru, kz, (item_with_blobs(1, (blob,)),))
+    assert last_decision(kz) == ("rejected", ["blob.hash_mismatch"])
+    assert content_state(kz) == before
+
+
+def test_a_blob_longer_than_declared_is_read_only_to_the_declared_length(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    item_id = "01a20000-0000-7000-8000-000000000001"
+    honest = plant_blob(ru, "kz", item_id, b"x" * 1000)
+    ru.ctx.store.put(ru.settings.shared_bucket, honest.key, b"x" * 5_000_000, 5_000_000, "image/png")  # grows behind the manifest's back
+    before = content_state(kz)
+    deliver_and_apply(ru, kz, (item_with_blobs(1, (honest,)),))
+    assert last_decision(kz) == ("rejected", ["blob.too_long"])
+    assert content_state(kz) == before
+
+
+def test_one_bad_blob_among_many_leaves_nothing_and_no_temporary_files(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    item_id = "01a20000-0000-7000-8000-000000000001"
+    good = [plant_blob(ru, "kz", item_id, os.urandom(9 * 1024 * 1024 if n == 0 else 2000)) for n in range(3)]
+    bad = plant_blob(ru, "kz", item_id, b"tampered" * 10, sha256=hashlib.sha256(b"declared").hexdigest())
+    before = content_state(kz)
+    temporary = set(os.listdir(tempfile.gettempdir()))
+    deliver_and_apply(ru, kz, (item_with_blobs(1, (*good, bad)),))
+    assert last_decision(kz) == ("rejected", ["blob.hash_mismatch"])
+    assert content_state(kz) == before, "the good blobs fetched before the bad one are gone too"
+    assert set(os.listdir(tempfile.gettempdir())) <= temporary
+
+
+def test_the_inbound_policy_refusing_one_item_refuses_the_whole_manifest(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    accepted = item(1)
+    research = manifest.upsert_item("01a20000-0000-7000-8000-000000000002", 1, _research())
+    before = content_state(kz)
+    deliver_and_apply(ru, kz, (accepted, research))
+    status, codes = last_decision(kz)
+    assert (status, codes) == ("rejected", ["policy.refused"])
+    assert content_state(kz) == before
+    with kz.ctx.engine.connect() as conn:
+        verdicts = conn.execute(
+            text("SELECT item_id::text, accepted, reasons FROM federation.verdict WHERE stage = 'apply' ORDER BY item_id")
+        ).all()
+    assert [(v[0][-1], v[1]) for v in verdicts] == [("1", True), ("2", False)]
+    assert verdicts[1][2][0]["code"] == "policy.category_not_accepted"
+
+
+def _research() -> SharedDocument:
+    return msgspec.structs.replace(document(), category="clinical_research")
+
+
+@pytest.mark.parametrize("point", ["after_blobs", "mid_apply", "before_commit"])
+def test_a_crash_mid_apply_shows_nothing_and_the_retry_applies_once(nodes: dict[str, Node], point: str) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    item_id = "01a20000-0000-7000-8000-000000000001"
+    blob = plant_blob(ru, "kz", item_id, os.urandom(5000))
+    data, _ = signed(ru, items=(item_with_blobs(1, (blob,)), item(2)))
+    assert post(kz, data, token_from(ru)).status_code == 202
+    before = content_state(kz)
+
+    class Crash(Exception):
+        pass
+
+    def crash() -> None:
+        raise Crash(point)
+
+    inbound.CRASH_POINTS[point] = crash
+    try:
+        with httpx.Client(timeout=30) as http, pytest.raises(Crash):
+            inbound.apply_pending(kz.ctx, "ru", http)
+    finally:
+        inbound.CRASH_POINTS.clear()
+    assert content_state(kz) == before
+    with httpx.Client(timeout=30) as http:
+        assert inbound.apply_pending(kz.ctx, "ru", http) == 1
+        assert inbound.apply_pending(kz.ctx, "ru", http) == 0
+    state = content_state(kz)
+    assert len(state["items"]) == 2  # type: ignore[arg-type]
+    assert state["blobs"] == [f"received/ru/{blob.sha256}"]

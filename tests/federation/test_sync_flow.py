@@ -1,0 +1,105 @@
+"""Publish once to chosen regions: real nodes, each with its own database and buckets, real HTTP between them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import Engines
+from tests.sync_harness import Node, deliver, draft, editor_headers, start_nodes
+
+PICTURE = os.urandom(300_000)
+
+
+@pytest.fixture(scope="module")
+def nodes(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
+    yield from start_nodes(engines, tmp_path_factory.mktemp("flow"), ["ru", "kz", "uz"], serve=["ru", "kz", "uz"], tag="flow")
+
+
+@pytest.fixture(autouse=True)
+def empty(nodes: dict[str, Node]) -> Iterator[None]:
+    yield
+    for node in nodes.values():
+        node.empty()
+
+
+def publish(ru: Node, targets: list[str], **extra: object) -> str:
+    headers = editor_headers(ru)
+    created = httpx.post(f"{ru.url}/api/v1/content", json=draft(targets=targets, **extra), headers=headers)
+    assert created.status_code == 201, created.text
+    item_id = created.json()["id"]
+    media = httpx.put(f"{ru.url}/api/v1/content/{item_id}/media", content=PICTURE, headers={**headers, "Content-Type": "image/png"})
+    assert media.status_code == 201, media.text
+    assert media.json()["sha256"] == hashlib.sha256(PICTURE).hexdigest()
+    published = httpx.post(f"{ru.url}/api/v1/content/{item_id}/publish", headers=headers)
+    assert published.status_code == 200, published.text
+    return str(item_id)
+
+
+def test_published_content_reaches_only_its_targets_with_its_media(nodes: dict[str, Node]) -> None:
+    ru, kz, uz = nodes["ru"], nodes["kz"], nodes["uz"]
+    item_id = publish(ru, ["kz"])
+    deliver(ru, kz)
+    state = kz.state()
+    assert [(str(i), v, s) for i, v, s in state["items"]] == [(item_id, 1, "published")], kz.decisions()
+    sha = hashlib.sha256(PICTURE).hexdigest()
+    assert state["blobs"] == [f"received/ru/{sha}"]
+    assert kz.ctx.store.get(kz.settings.shared_bucket, f"received/ru/{sha}") == PICTURE
+    assert uz.state()["items"] == []
+    deliveries = httpx.get(f"{ru.url}/api/v1/content/{item_id}/deliveries", headers=editor_headers(ru)).json()
+    assert [(d["target"], d["status"], d["version"]) for d in deliveries] == [("kz", "applied", 1)]
+
+
+def test_retract_from_one_region_removes_the_item_and_its_blobs_there_only(nodes: dict[str, Node]) -> None:
+    ru, kz, uz = nodes["ru"], nodes["kz"], nodes["uz"]
+    item_id = publish(ru, ["kz", "uz"])
+    deliver(ru, kz)
+    deliver(ru, uz)
+    retracted = httpx.post(f"{ru.url}/api/v1/content/{item_id}/retract", json={"regions": ["kz"]}, headers=editor_headers(ru))
+    assert retracted.json() == ["kz"]
+    deliver(ru, kz)
+    assert [(str(i), s) for i, _, s in kz.state()["items"]] == [(item_id, "retracted")]
+    assert kz.state()["media"] == [] and kz.state()["blobs"] == []
+    assert [(str(i), s) for i, _, s in uz.state()["items"]] == [(item_id, "published")]
+    assert len(uz.state()["blobs"]) == 1
+    deliveries = httpx.get(f"{ru.url}/api/v1/content/{item_id}/deliveries", headers=editor_headers(ru)).json()
+    assert [(d["target"], d["op"], d["status"]) for d in deliveries] == [("kz", "tombstone", "applied"), ("uz", "upsert", "applied")]
+
+
+def test_preview_shows_each_targets_verdict_and_publish_records_them(nodes: dict[str, Node]) -> None:
+    ru = nodes["ru"]
+    headers = editor_headers(ru)
+    created = httpx.post(
+        f"{ru.url}/api/v1/content", json=draft(category="clinical_research", kind="article", targets=["kz", "uz"]), headers=headers
+    )
+    item_id = created.json()["id"]
+    preview = httpx.post(f"{ru.url}/api/v1/content/{item_id}/preview", headers=headers).json()
+    verdicts = {v["target"]: (v["accepted"], [r["code"] for r in v["reasons"]]) for v in preview}
+    assert verdicts["kz"][0] is False
+    published = httpx.post(f"{ru.url}/api/v1/content/{item_id}/publish", headers=headers).json()
+    refused = [v["target"] for v in published["verdicts"] if not v["accepted"]]
+    deliveries = httpx.get(f"{ru.url}/api/v1/content/{item_id}/deliveries", headers=headers).json()
+    assert {d["target"] for d in deliveries if d["status"] == "refused"} == set(refused)
+    assert refused, "ru's clinical research must be refused by at least one target's policy"
+
+
+def test_a_second_delivery_round_changes_nothing(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    publish(ru, ["kz"])
+    deliver(ru, kz)
+    before = kz.state()
+    deliver(ru, kz)
+    assert kz.state() == before
+
+
+def test_the_editor_api_requires_an_editor_token_of_this_node(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    assert httpx.post(f"{ru.url}/api/v1/content", json=draft()).status_code == 401
+    foreign = httpx.post(f"{ru.url}/api/v1/content", json=draft(), headers=editor_headers(kz))
+    assert foreign.status_code == 401
+    assert foreign.json()["title"] == "invalid token"  # signed by another node's key
+    assert ru.count("SELECT count(*) FROM shared.content_item") == 0
