@@ -7,8 +7,10 @@ run), so every step can be observed and attacked.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from medplat.devfed.processes import Child, free_ports, wait_until
 from medplat.node import object_store, sync_db
 from medsync import trust
 from medsync.context import SyncContext, context_for
+from medsync.items import Blob
 from tests.conftest import Engines, node_env
 
 TABLES_TO_EMPTY = ", ".join(f'"{t.schema}"."{t.name}"' for t in Base.metadata.sorted_tables)
@@ -76,6 +79,22 @@ class Node:
                 ).all(),
                 "blobs": sorted(o.key for o in object_store(self.settings).list(self.settings.shared_bucket)),
             }
+
+    def stop_server(self) -> None:
+        assert self.server is not None
+        self.server.stop()
+
+    def start_server(self) -> None:
+        """Start (again) the node's HTTP server on its port and wait for /ready."""
+        assert self.server is not None
+        self.server = Child(self.server.name, self.server.argv, self.server.log_path, env=self.server.env).start()
+        server = self.server
+
+        def ready() -> bool:
+            assert server.alive(), server.log_tail()
+            return httpx.get(f"{self.url}/ready", timeout=5).status_code == 200
+
+        wait_until(ready, timeout=60, what=f"{self.code} node")
 
     def decisions(self) -> list[tuple[str, int | None, str, object]]:
         """Every manifest that reached this node: origin, sequence, status, reasons (for failure messages)."""
@@ -184,3 +203,32 @@ def draft(
         "specializations": ["dermatology"],
         **extra,
     }
+
+
+def plant_blob(origin: Node, target: str, item_id: str, data: bytes, *, sha256: str | None = None) -> Blob:
+    """An item version on the origin with a blob the target may fetch; `sha256` may lie about `data`."""
+    sha = sha256 or hashlib.sha256(data).hexdigest()
+    key = f"media/{item_id}/{sha}"
+    origin.ctx.store.put(origin.settings.shared_bucket, key, data, len(data), "image/png")
+    with origin.ctx.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO shared.content_item (id, origin_region, kind, title, category, specializations, languages, origin_only,"
+                " status, version, targets, created_at, updated_at) VALUES (:id, :o, 'product_note', 't', 'product_note', '{}', '{ru}',"
+                " false, 'published', 1, '{}', now(), now()) ON CONFLICT DO NOTHING"
+            ),
+            {"id": item_id, "o": origin.code},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO shared.content_media (id, item_id, key, sha256, length, media_type, created_at, updated_at)"
+                " VALUES (:mid, :id, :key, :sha, :len, 'image/png', now(), now())"
+            ),
+            {"mid": str(uuid.uuid4()), "id": item_id, "key": key, "sha": sha, "len": len(data)},
+        )
+        conn.execute(
+            text("INSERT INTO federation.outbox (target, item_id, version, op, status, reasons, created_at, updated_at)"
+                 " VALUES (:t, :id, 1, 'upsert', 'sent', '[]', now(), now())"),
+            {"t": target, "id": item_id},
+        )  # fmt: skip
+    return Blob(key=key, sha256=sha, length=len(data), media_type="image/png")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import uuid
 
 import httpx
 import msgspec
@@ -19,41 +18,12 @@ from sqlalchemy import text
 from medsync import inbound, manifest
 from medsync.items import Blob, SharedDocument
 from tests.attacks.conftest import document, item, post, signed, token_from
-from tests.sync_harness import Node
+from tests.sync_harness import Node, plant_blob
 
 
 def content_state(node: Node) -> dict[str, object]:
     state = node.state()
     return {k: state[k] for k in ("items", "versions", "media", "blobs")}
-
-
-def plant_blob(origin: Node, target: str, item_id: str, data: bytes, *, sha256: str | None = None) -> Blob:
-    """An item version on the origin with a blob the target may fetch; `sha256` may lie about `data`."""
-    sha = sha256 or hashlib.sha256(data).hexdigest()
-    key = f"media/{item_id}/{sha}"
-    origin.ctx.store.put(origin.settings.shared_bucket, key, data, len(data), "image/png")
-    with origin.ctx.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO shared.content_item (id, origin_region, kind, title, category, specializations, languages, origin_only,"
-                " status, version, targets, created_at, updated_at) VALUES (:id, :o, 'product_note', 't', 'product_note', '{}', '{ru}',"
-                " false, 'published', 1, '{}', now(), now()) ON CONFLICT DO NOTHING"
-            ),
-            {"id": item_id, "o": origin.code},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO shared.content_media (id, item_id, key, sha256, length, media_type, created_at, updated_at)"
-                " VALUES (:mid, :id, :key, :sha, :len, 'image/png', now(), now())"
-            ),
-            {"mid": str(uuid.uuid4()), "id": item_id, "key": key, "sha": sha, "len": len(data)},
-        )
-        conn.execute(
-            text("INSERT INTO federation.outbox (target, item_id, version, op, status, reasons, created_at, updated_at)"
-                 " VALUES (:t, :id, 1, 'upsert', 'sent', '[]', now(), now())"),
-            {"t": target, "id": item_id},
-        )  # fmt: skip
-    return Blob(key=key, sha256=sha, length=len(data), media_type="image/png")
 
 
 def deliver_and_apply(ru: Node, kz: Node, items: tuple[manifest.ManifestItem, ...]) -> None:

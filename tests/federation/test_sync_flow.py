@@ -103,3 +103,35 @@ def test_the_editor_api_requires_an_editor_token_of_this_node(nodes: dict[str, N
     assert foreign.status_code == 401
     assert foreign.json()["title"] == "invalid token"  # signed by another node's key
     assert ru.count("SELECT count(*) FROM shared.content_item") == 0
+
+
+def test_anti_entropy_is_a_no_op_in_sync_and_repairs_a_divergence(nodes: dict[str, Node]) -> None:
+    from sqlalchemy import text
+
+    from medsync.reconcile import reconcile
+
+    ru, kz = nodes["ru"], nodes["kz"]
+    first = publish(ru, ["kz"])
+    second = publish(ru, ["kz"])
+    deliver(ru, kz)
+    with httpx.Client(timeout=30) as http:
+        assert reconcile(ru.ctx, "kz", http).in_sync
+        # kz loses one item (say, a restore from an older backup); the channel itself looks healthy.
+        with kz.ctx.engine.begin() as conn:
+            conn.execute(text("DELETE FROM shared.content_item WHERE id = :id"), {"id": second})
+        result = reconcile(ru.ctx, "kz", http)
+    assert (result.in_sync, result.compared, result.requeued) == (False, 2, 1)
+    deliver(ru, kz)
+    assert sorted(str(i) for i, _, _ in kz.state()["items"]) == sorted([first, second])
+    with httpx.Client(timeout=30) as http:
+        assert reconcile(ru.ctx, "kz", http).in_sync
+
+
+def test_only_the_origin_of_a_channel_may_read_its_digest(nodes: dict[str, Node]) -> None:
+    from medsync.transport import mint_token
+
+    ru, kz, uz = nodes["ru"], nodes["kz"], nodes["uz"]
+    token = mint_token("uz", "kz", uz.key)
+    answer = httpx.get(f"{kz.url}/federation/v1/digest", params={"origin": "ru"}, headers={"Authorization": f"Bearer {token}"})
+    assert (answer.status_code, answer.json()["code"]) == (403, "reconcile.not_your_channel")
+    del ru

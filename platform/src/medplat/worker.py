@@ -7,10 +7,14 @@ loses a delivery (the sync outbox in the database stays the source of truth eith
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 
 from medplat.config import Settings, get_settings
 
+SWEEP_SECONDS = float(os.environ.get("MEDFED_SWEEP_SECONDS", "10"))
+"""How often beat re-creates wake-ups from the database (the backstop for lost broker messages)."""
 TASK_MODULES = ["medplat.domain.system.tasks", "medsync.tasks"]
 
 

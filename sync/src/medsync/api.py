@@ -27,6 +27,7 @@ from medsync.manifest import MAX_MANIFEST_BYTES
 from medsync.models import OutboxRow
 from medsync.outbound import record_receipt
 from medsync.receipts import MAX_RECEIPT_BYTES, verify_receipt
+from medsync.reconcile import target_view
 from medsync.transport import caller_of, verify_token
 
 BODY_DEADLINE = float(os.environ.get("MEDFED_BODY_DEADLINE", "30"))
@@ -101,6 +102,21 @@ class FederationController(Controller):
         except SyncError as exc:
             return _problem(401 if exc.code.startswith("jwt.") else 400, exc.code, exc.message)
         return Response({"status": "recorded"}, status_code=200)
+
+    @get("/digest", summary="This node's view of a channel from the caller, for anti-entropy")
+    async def digest(
+        self, request: Request[Any, Any, Any], state: State, origin: str, detail: str | None = None, buckets: str | None = None
+    ) -> Response[Any]:
+        ctx: SyncContext = state.sync
+        try:
+            caller = await anyio.to_thread.run_sync(_caller, ctx, _token(request))
+        except SyncError as exc:
+            return _problem(401, exc.code, exc.message)
+        if caller != origin:
+            return _problem(403, "reconcile.not_your_channel", "a node may only compare its own channel")
+        wanted = [b for b in (buckets or "").split(",") if len(b) == 2 and all(c in "0123456789abcdef" for c in b)]
+        view = await anyio.to_thread.run_sync(lambda: target_view(ctx, origin, buckets=wanted or None, detail=detail == "buckets"))
+        return Response(view, status_code=200)
 
     @get("/blobs/{item_id:uuid}/{sha256:str}", summary="A blob of an item this node sent to the caller")
     async def blob(self, item_id: uuid.UUID, sha256: str, request: Request[Any, Any, Any], state: State) -> Response[Any]:

@@ -38,6 +38,8 @@ from medsync.transport import caller_of, fetch_blob, mint_token, spool, verify_t
 
 _log = structlog.stdlib.get_logger("medsync.inbound")
 UNKNOWN_ORIGIN = "??"
+TRANSIENT = frozenset({"blob.unavailable", "blob.timeout", "store.unavailable"})
+"""Failures that say nothing about the manifest (the origin or a store is down): retried, never decided."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: d
         _commit(ctx, manifest_id, body, digest, decision, now=now)
     except SyncError as exc:
         _discard(ctx, written)
+        if exc.code in TRANSIENT:
+            raise  # not a verdict on the manifest: the worker retries later, the manifest stays received
         decision = Decision(
             "rejected", [ReceiptItem(i.id, i.version, "refused", (ReceiptReason(exc.code, exc.message),)) for i in body.items]
         )
@@ -284,6 +288,13 @@ def _fetch_blobs(ctx: SyncContext, body: manifest.ManifestBody, http: httpx.Clie
                     buffer.seek(0)
                     ctx.store.put(ctx.shared_bucket, key, buffer, blob.length, blob.media_type)
                     created.append(key)
+    except SyncError:
+        _discard(ctx, created)
+        raise
+    except Exception as exc:
+        # This node's own object store failed (down, full, timing out): retried later, not a verdict.
+        _discard(ctx, created)
+        raise SyncError(f"this node's object store failed: {type(exc).__name__}", code="store.unavailable") from exc
     except BaseException:
         _discard(ctx, created)
         raise

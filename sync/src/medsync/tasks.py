@@ -12,11 +12,12 @@ import structlog
 from medplat.worker import app
 from medsync import inbound, outbound
 from medsync.context import default_context
-from medsync.errors import SyncError
 from medsync.transport import client
 
 _log = structlog.stdlib.get_logger("medsync.tasks")
-RETRY = {"autoretry_for": (SyncError, OSError), "retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True, "max_retries": None}
+# Every failure of these idempotent tasks is retried, with exponential backoff capped at two minutes, forever:
+# a delivery is never dropped. What failed is in the logs and in `medfed sync status`.
+RETRY = {"autoretry_for": (Exception,), "retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True, "max_retries": None}
 
 
 def delivery_queue(target: str) -> str:
@@ -56,6 +57,26 @@ def send_receipts() -> int:
             inbound.send_receipt(ctx, manifest_id, http)
             sent += 1
     return sent
+
+
+@app.task(name="sync.reconcile", **RETRY)  # type: ignore[untyped-decorator]
+def reconcile(target: str) -> bool:
+    """Compare the channel's digest with the target's and queue again whatever differs."""
+    from medsync.reconcile import reconcile as compare
+
+    ctx = default_context()
+    with client() as http:
+        result = compare(ctx, target, http)
+    if result.requeued:
+        deliver.apply_async(args=[target], queue=delivery_queue(target))
+    return result.in_sync
+
+
+@app.task(name="sync.reconcile_all")  # type: ignore[untyped-decorator]
+def reconcile_all() -> None:
+    ctx = default_context()
+    for target in ctx.peers_in_trust():
+        reconcile.apply_async(args=[target], queue=delivery_queue(target), expires=600)
 
 
 @app.task(name="sync.sweep")  # type: ignore[untyped-decorator]

@@ -66,6 +66,29 @@ class PublishOutcome:
     verdicts: dict[str, PolicyVerdict]
 
 
+def shared_document(item: ContentItem, author: ContentAuthor | None, media: Sequence[ContentMedia]) -> SharedDocument:
+    """The serializer: the only way an item becomes something that may leave the node.
+
+    It copies SHARED fields one by one into the allow-list shape; the author (PERSONAL) contributes a
+    byline only when their consent to cross-border transfer is on record, and nothing else.
+    """
+    draft = item.draft or {}
+    texts = msgspec.convert(draft.get("texts", []), tuple[Text, ...])
+    consented = author is not None and author.cross_border_consent
+    return SharedDocument(
+        kind=item.kind,  # type: ignore[arg-type]
+        category=item.category,
+        specializations=tuple(item.specializations),
+        languages=tuple(sorted({t.language for t in texts})),
+        texts=texts,
+        origin_only=item.origin_only,
+        byline=Byline(name=author.name, cross_border_consent=True) if consented and author is not None else None,
+        lessons=msgspec.convert(draft.get("lessons", []), tuple[Lesson, ...]),
+        event=msgspec.convert(draft["event"], EventInfo) if draft.get("event") else None,
+        blobs=tuple(Blob(key=m.key, sha256=m.sha256, length=m.length, media_type=m.media_type) for m in media),
+    )
+
+
 def tombstone_hash(item_id: uuid.UUID, version: int) -> str:
     return sha256_hex(canonical_bytes({"id": str(item_id), "op": "tombstone", "version": version}))
 
@@ -220,24 +243,9 @@ class ContentService:
     # -- the document that may leave --------------------------------------------------------------------
 
     async def document(self, item: ContentItem) -> SharedDocument:
-        """The allow-listed document of the current draft: SHARED fields, plus the byline only with consent."""
-        draft = item.draft or {}
+        """The allow-listed document of the current draft (see `shared_document`)."""
         author = await self.session.scalar(select(ContentAuthor).where(ContentAuthor.item_id == item.id))
-        byline = Byline(name=author.name, cross_border_consent=True) if author is not None and author.cross_border_consent else None
-        media = await self.media_of(item.id)
-        texts = msgspec.convert(draft.get("texts", []), tuple[Text, ...])
-        return SharedDocument(
-            kind=item.kind,  # type: ignore[arg-type]
-            category=item.category,
-            specializations=tuple(item.specializations),
-            languages=tuple(sorted({t.language for t in texts})),
-            texts=texts,
-            origin_only=item.origin_only,
-            byline=byline,
-            lessons=msgspec.convert(draft.get("lessons", []), tuple[Lesson, ...]),
-            event=msgspec.convert(draft["event"], EventInfo) if draft.get("event") else None,
-            blobs=tuple(Blob(key=m.key, sha256=m.sha256, length=m.length, media_type=m.media_type) for m in media),
-        )
+        return shared_document(item, author, await self.media_of(item.id))
 
     async def preview(self, item_id: uuid.UUID, targets: Sequence[str] | None = None) -> dict[str, PolicyVerdict]:
         item = await self.own(item_id)
