@@ -342,3 +342,45 @@ def test_key_ids_in_the_envelope_are_not_trusted(nodes: dict[str, Node]) -> None
     envelope = envelope_of(data)
     relabelled = Envelope(envelope.payloadType, envelope.payload, (Signature(key_id(ru.key.public_key()), envelope.signatures[0].sig),))
     refused(kz, 403, "signature.untrusted", lambda: post(kz, relabelled.encode(), token_from(ru)))
+
+
+def test_an_anonymous_sender_cannot_fill_the_database(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    data, _ = signed(ru)
+    refused(kz, 401, "jwt.missing", lambda: post(kz, data, None))
+    with kz.ctx.engine.connect() as conn:
+        from sqlalchemy import text
+
+        kept = conn.execute(text("SELECT envelope FROM federation.manifest_in ORDER BY id DESC LIMIT 1")).scalar_one()
+    assert kept is None, "without a valid token the bytes are not kept"
+
+
+def test_a_staff_token_of_the_node_is_not_a_federation_token(nodes: dict[str, Node]) -> None:
+    from medplat.security import Role, issue_token
+
+    ru, kz = nodes["ru"], nodes["kz"]
+    data, _ = signed(ru)
+    refused(kz, 401, "jwt.issuer", lambda: post(kz, data, issue_token(kz.settings, "ops", [Role.OPS])))
+
+
+def test_a_node_token_claiming_to_be_the_target_itself(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    data, _ = signed(ru)
+    refused(kz, 401, "jwt.issuer", lambda: post(kz, data, token_from(kz, audience="kz")))
+
+
+def test_a_receipt_signed_by_another_node_is_refused_by_the_origin(nodes: dict[str, Node]) -> None:
+    import httpx
+
+    from medsync.receipts import SPEC, Receipt, sign_receipt
+
+    ru, kz, uz = nodes["ru"], nodes["kz"], nodes["uz"]
+    receipt = Receipt(
+        spec=SPEC, origin="ru", target="kz", sequence=1, manifest_hash="a" * 64, status="applied", decided_at="2026-11-21T00:00:00Z"
+    )
+    forged = sign_receipt(receipt, uz.key).encode()
+    answer = httpx.post(
+        f"{ru.url}/federation/v1/receipts", content=forged, headers={"Authorization": f"Bearer {token_from(kz, audience='ru')}"}
+    )
+    assert (answer.status_code, answer.json()["code"]) == (400, "signature.untrusted")
+    assert ru.count("SELECT count(*) FROM federation.manifest_out") == 0

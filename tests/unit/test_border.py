@@ -510,3 +510,19 @@ def test_generators_agree_with_published_examples() -> None:
     # Guards the generators themselves: a generator that agreed with a wrong detector would prove nothing.
     assert inn10("770708389") == "7707083893"  # a published legal-entity INN
     assert snils(112233445, "plain") == "11223344595"  # the example used in SNILS documentation
+
+
+def test_content_addressed_blob_keys_are_not_mistaken_for_numbers() -> None:
+    import hashlib
+    import uuid
+
+    for n in range(2000):
+        sha = hashlib.sha256(str(n).encode()).hexdigest()
+        blob = Blob(key=f"media/{uuid.uuid4()}/{sha}", sha256=sha, length=1, media_type="image/png")
+        assert scan_document(document(blobs=(blob,)), allow_byline=True) == []
+
+
+def test_a_blob_key_that_is_not_its_content_address_is_scanned() -> None:
+    sha = "ab" * 32
+    blob = Blob(key="media/call-79161234567.png", sha256=sha, length=1, media_type="image/png")
+    assert [(f.kind, f.path) for f in scan_document(document(blobs=(blob,)), allow_byline=True)] == [("phone", "blobs[0].key")]

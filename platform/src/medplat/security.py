@@ -32,8 +32,12 @@ class Role(enum.StrEnum):
 
 
 def node_identity(settings: Settings) -> str:
-    """The issuer and audience of this node's tokens."""
-    return f"medfed:{settings.region.code}"
+    """The issuer and audience of this node's staff and doctor tokens.
+
+    Distinct from the identity nodes use between themselves (`medfed:<code>`), so a token of this
+    node's API can never pass as a federation call, and the other way round.
+    """
+    return f"medfed:{settings.region.code}:api"
 
 
 def issue_token(settings: Settings, subject: str, roles: list[Role], ttl: datetime.timedelta = datetime.timedelta(hours=1)) -> str:

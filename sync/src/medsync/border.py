@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import phonenumbers
 
@@ -149,6 +149,15 @@ def check_document(doc: SharedDocument, *, allow_byline: bool) -> None:
         raise PersonalDataError(tuple(findings))
 
 
+_MEDIA_KEY = re.compile(r"^(media/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/)?(?P<sha>[0-9a-f]{64})$")
+
+
+def _content_addressed(blob: dict[Any, Any]) -> bool:
+    """A blob key the node made itself, `media/<item id>/<sha256>`: only hex, nothing a person wrote."""
+    match = _MEDIA_KEY.match(str(blob.get("key", "")))
+    return match is not None and match.group("sha") == blob.get("sha256")
+
+
 def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
     # Walking the serialised form rather than naming fields means a field added to the allow-list later
     # is scanned without anyone remembering to add it here.
@@ -156,8 +165,9 @@ def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
         yield path, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            if key not in _NOT_TEXT:
-                yield from _strings(item, f"{path}.{key}" if path else str(key))
+            if key in _NOT_TEXT or (key == "key" and _content_addressed(value)):
+                continue
+            yield from _strings(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             yield from _strings(item, f"{path}[{index}]")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import msgspec
@@ -56,12 +56,18 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _refuse(ctx: SyncContext, data: bytes, exc: SyncError, *, origin: str, sequence: int | None, status: int) -> DoorAnswer:
-    """Record a refusal at the door (with the bytes, as evidence) and answer with a problem."""
+def _refuse(
+    ctx: SyncContext, data: bytes, exc: SyncError, *, origin: str, sequence: int | None, status: int, authenticated: bool = True
+) -> DoorAnswer:
+    """Record a refusal at the door and answer with a problem.
+
+    The bytes are kept as evidence only when the caller proved to be a node of the federation: an
+    anonymous sender must not be able to fill this node's database.
+    """
     with Session(ctx.engine) as session, session.begin():
         session.add(
             ManifestIn(
-                origin=origin, sequence=sequence, manifest_hash=sha256_hex(data), in_chain=False, envelope=data,
+                origin=origin, sequence=sequence, manifest_hash=sha256_hex(data), in_chain=False, envelope=data if authenticated else None,
                 status="refused", reasons=[{"code": exc.code, "message": exc.message}], bytes=len(data), decided_at=_now(),
             )
         )  # fmt: skip
@@ -82,12 +88,14 @@ def receive(ctx: SyncContext, data: bytes, token: str | None, *, now: datetime.d
     now = now or _now()
     origin = UNKNOWN_ORIGIN
     sequence: int | None = None
+    authenticated = False
     try:
         if not token:
             raise SyncError("a bearer token is required", code="jwt.missing")
         claimed = caller_of(token)
         origin = claimed if claimed in ctx.trust(now).nodes else UNKNOWN_ORIGIN
         origin = verify_token(token, me=ctx.region, keys=ctx.keys_of(claimed, now), now=now)
+        authenticated = True
         envelope = manifest.open_envelope(data)
         body, digest = manifest.verified_body(envelope, ctx.keys_of(origin, now))
         sequence = body.sequence
@@ -97,7 +105,7 @@ def receive(ctx: SyncContext, data: bytes, token: str | None, *, now: datetime.d
             raise SyncError(f"manifest is addressed to {body.target}, not {ctx.region}", code="manifest.wrong_target")
     except SyncError as exc:
         status = 401 if exc.code.startswith("jwt.") else 400 if exc.code.startswith(("body.", "envelope.", "manifest.")) else 403
-        return _refuse(ctx, data, exc, origin=origin, sequence=sequence, status=status)
+        return _refuse(ctx, data, exc, origin=origin, sequence=sequence, status=status, authenticated=authenticated)
     return _take_in_order(ctx, data, body, digest, now)
 
 
@@ -157,9 +165,9 @@ def _take_in_order(ctx: SyncContext, data: bytes, body: manifest.ManifestBody, d
 
 @dataclass
 class Decision:
-    status: str
+    status: Literal["applied", "rejected"]
     items: list[ReceiptItem] = field(default_factory=list)
-    documents: dict[str, SharedDocument] = field(default_factory=dict)
+    documents: dict[tuple[str, int], SharedDocument] = field(default_factory=dict)
     """The document to store per item id: what this node's policy made of it (e.g. without the byline)."""
     reasons: list[ReceiptReason] = field(default_factory=list)
 
@@ -232,12 +240,17 @@ def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: d
             verdict = evaluate_inbound(policy, item.document, origin=origin, target=ctx.region, document_bytes=size)
             reasons = [ReceiptReason(r.code, r.message) for r in verdict.reasons]
             if verdict.document is not None:
-                decision.documents[item.id] = verdict.document
+                decision.documents[(item.id, item.version)] = verdict.document
             if not verdict.accepted:
                 refused = True
                 decision.items.append(ReceiptItem(item.id, item.version, "refused", tuple(reasons)))
                 continue
         decision.items.append(ReceiptItem(item.id, item.version, "applied", tuple(reasons)))
+    if refused:
+        withheld = ReceiptReason("manifest.rejected", "another item of this manifest was refused; nothing was applied")
+        decision.items = [
+            i if i.status == "refused" else ReceiptItem(i.id, i.version, "skipped", (*i.reasons, withheld)) for i in decision.items
+        ]
     written: list[str] = []
     try:
         if refused:
@@ -329,7 +342,7 @@ def _commit(
             return  # decided already by another worker
         if decision.status == "applied":
             for index, item in enumerate(body.items):
-                outcome = _apply_item(session, body.origin, item, decision.documents.get(item.id), retracted)
+                outcome = _apply_item(session, body.origin, item, decision.documents.get((item.id, item.version)), retracted)
                 if outcome is not None:
                     decision.items[index] = ReceiptItem(item.id, item.version, "skipped", (outcome,))
                 _checkpoint("mid_apply")
@@ -355,6 +368,12 @@ def _commit(
     _log.info("manifest.decided", origin=body.origin, sequence=body.sequence, status=decision.status, items=len(body.items))
 
 
+def _referenced_elsewhere(session: Session, media: ContentMedia) -> bool:
+    """Blobs are stored by content, so another item may share the object."""
+    query = select(func.count()).select_from(ContentMedia).where(ContentMedia.key == media.key, ContentMedia.item_id != media.item_id)
+    return bool(session.scalar(query))
+
+
 def _apply_item(
     session: Session, origin: str, item: manifest.ManifestItem, document: SharedDocument | None, retracted: list[str]
 ) -> ReceiptReason | None:
@@ -376,10 +395,7 @@ def _apply_item(
             session.add(current)
         current.status, current.version, current.draft = "retracted", item.version, None
         for media in session.scalars(select(ContentMedia).where(ContentMedia.item_id == item_id)):
-            others = session.scalar(
-                select(func.count()).select_from(ContentMedia).where(ContentMedia.sha256 == media.sha256, ContentMedia.item_id != item_id)
-            )
-            if not others:
+            if not _referenced_elsewhere(session, media):
                 retracted.append(media.key)
             session.delete(media)
         session.add(
@@ -409,6 +425,8 @@ def _apply_item(
     wanted = {b.sha256: b for b in document.blobs}
     for media in session.scalars(select(ContentMedia).where(ContentMedia.item_id == item_id)):
         if media.sha256 not in wanted:
+            if not _referenced_elsewhere(session, media):
+                retracted.append(media.key)
             session.delete(media)
     have = set(session.scalars(select(ContentMedia.sha256).where(ContentMedia.item_id == item_id)))
     for sha, blob in wanted.items():

@@ -114,6 +114,11 @@ def verified_body(envelope: Envelope, trusted: Mapping[str, Ed25519PublicKey]) -
         body = msgspec.convert(data, type=ManifestBody, strict=True)
     except msgspec.ValidationError as exc:
         raise ManifestError(f"manifest body does not match the schema: {exc}") from None
+    try:
+        if parse_timestamp(body.expires_at) <= parse_timestamp(body.issued_at):
+            raise ManifestError("manifest expires before it was issued")
+    except ValueError:
+        raise ManifestError("issued_at or expires_at is not a real date") from None
     for item in body.items:
         check_item(item)
     return body, sha256_hex(payload)

@@ -39,7 +39,8 @@ class OutboxRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     op: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    """pending (not yet in a manifest), sent (in a manifest not yet answered), applied, rejected."""
+    """pending (not yet in a manifest), sent (in a signed manifest), delivered (the target took it into its inbox),
+    applied, rejected."""
     manifest_sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reasons: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)

@@ -178,6 +178,11 @@ def _mark(ctx: SyncContext, target: str, sequence: int, status: str) -> None:
             .where(ManifestOut.target == target, ManifestOut.sequence == sequence, ManifestOut.status == "built")
             .values(status=status)
         )
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.target == target, OutboxRow.manifest_sequence == sequence, OutboxRow.status == "sent")
+            .values(status=status)
+        )
         session.execute(update(ChannelOut).where(ChannelOut.target == target).values(last_error=None))
 
 

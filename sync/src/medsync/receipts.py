@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated, Literal
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -24,8 +25,8 @@ class ReceiptReason(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class ReceiptItem(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     id: str
     version: int
-    status: str
-    """applied, skipped (already superseded on the target), refused."""
+    status: Literal["applied", "skipped", "refused"]
+    """skipped: already superseded or tombstoned on the target."""
     reasons: tuple[ReceiptReason, ...] = ()
 
 
@@ -34,9 +35,8 @@ class Receipt(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     origin: str
     target: str
     sequence: int
-    manifest_hash: str
-    status: str
-    """applied or rejected."""
+    manifest_hash: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+    status: Literal["applied", "rejected"]
     decided_at: str
     items: tuple[ReceiptItem, ...] = ()
     reasons: tuple[ReceiptReason, ...] = ()

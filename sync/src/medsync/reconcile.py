@@ -41,7 +41,7 @@ _ACTUAL = """
     SELECT id::text AS id, version, CASE WHEN status = 'retracted' THEN 'tombstone' ELSE 'upsert' END AS op
     FROM shared.content_item WHERE origin_region = :peer
 """
-_IN_FLIGHT = "SELECT DISTINCT item_id::text FROM federation.outbox WHERE target = :peer AND status IN ('pending', 'sent')"
+_IN_FLIGHT = "SELECT DISTINCT item_id::text FROM federation.outbox WHERE target = :peer AND status IN ('pending', 'sent', 'delivered')"
 
 
 def _digest_sql(source: str, *, by_bucket: bool) -> str:

@@ -25,6 +25,8 @@ from medsync.errors import SyncError
 ALGORITHMS = ["EdDSA"]
 TOKEN_TTL = datetime.timedelta(seconds=60)
 MAX_TOKEN_LIFETIME = datetime.timedelta(minutes=5)
+CLOCK_LEEWAY = 300
+"""Seconds of disagreement between two nodes' clocks that tokens tolerate (the design asks for minutes)."""
 HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 MIN_BLOB_RATE = 64 * 1024
 """Bytes per second a blob must at least arrive at; a slower (trickling) sender is cut off."""
@@ -59,13 +61,15 @@ def caller_of(token: str) -> str:
 def verify_token(token: str, *, me: str, keys: Mapping[str, Ed25519PublicKey], now: datetime.datetime | None = None) -> str:
     """The verified calling region; `keys` are the caller's currently valid keys from the trust file."""
     caller = caller_of(token)
+    if caller == me:
+        raise TransportError("a node does not call itself; a token of this node is not a federation token", code="jwt.issuer")
     if not keys:
         raise TransportError(f"no valid key is trusted for {caller}", code="jwt.untrusted")
     last: Exception | None = None
     for key in keys.values():
         try:
             claims = jwt.decode(
-                token, key, algorithms=ALGORITHMS, audience=identity(me), issuer=identity(caller), leeway=30,
+                token, key, algorithms=ALGORITHMS, audience=identity(me), issuer=identity(caller), leeway=CLOCK_LEEWAY,
                 options={"require": ["iss", "aud", "iat", "exp", "jti"]},
             )  # fmt: skip
         except jwt.InvalidSignatureError as exc:

@@ -49,7 +49,9 @@ def grant_sync_role(database_url: str) -> bool:
             "REVOKE ALL ON SCHEMA personal FROM {r}",
             "REVOKE ALL ON ALL TABLES IN SCHEMA personal FROM {r}",
             "GRANT USAGE ON SCHEMA shared, federation, audit, node TO {r}",
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shared, federation, audit TO {r}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shared, federation TO {r}",
+            # The audit log is append-only, for the sync role as for everyone.
+            "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA audit TO {r}",
             "GRANT SELECT ON ALL TABLES IN SCHEMA node TO {r}",
             "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA shared, federation, audit TO {r}",
         ):

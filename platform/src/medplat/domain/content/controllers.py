@@ -31,7 +31,8 @@ from medplat.security import Role, roles
 from medsync.items import Text
 from medsync.policy import Verdict as PolicyVerdict
 
-DELIVERY_STATUS = {"pending": "pending", "sent": "delivered", "applied": "applied", "rejected": "rejected"}
+# The outbox's `sent` means signed into a manifest the target has not taken yet: still pending for an editor.
+DELIVERY_STATUS = {"pending": "pending", "sent": "pending", "delivered": "delivered", "applied": "applied", "rejected": "rejected"}
 
 
 class RetractRequest(msgspec.Struct, forbid_unknown_fields=True):
