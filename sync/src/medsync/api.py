@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -105,7 +106,12 @@ class FederationController(Controller):
 
     @get("/digest", summary="This node's view of a channel from the caller, for anti-entropy")
     async def digest(
-        self, request: Request[Any, Any, Any], state: State, origin: str, detail: str | None = None, buckets: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        origin: FromQuery[str],
+        detail: FromQuery[str | None] = None,
+        buckets: FromQuery[str | None] = None,
     ) -> Response[Any]:
         ctx: SyncContext = state.sync
         try:
@@ -119,7 +125,9 @@ class FederationController(Controller):
         return Response(view, status_code=200)
 
     @get("/blobs/{item_id:uuid}/{sha256:str}", summary="A blob of an item this node sent to the caller")
-    async def blob(self, item_id: uuid.UUID, sha256: str, request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    async def blob(
+        self, item_id: FromPath[uuid.UUID], sha256: FromPath[str], request: Request[Any, Any, Any], state: State
+    ) -> Response[Any]:
         ctx: SyncContext = state.sync
         try:
             target = await anyio.to_thread.run_sync(_caller, ctx, _token(request))

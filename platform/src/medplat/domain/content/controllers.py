@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,7 +55,7 @@ async def item_read(service: ContentService, item: ContentItem) -> ItemRead:
     )  # fmt: skip
 
 
-def provide_content_service(db_session: AsyncSession, settings: Settings, state: State) -> ContentService:
+def provide_content_service(db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], state: State) -> ContentService:
     return ContentService(db_session, settings, state.object_store, wake=state.wake_delivery)
 
 
@@ -71,15 +71,15 @@ class ContentController(Controller):
         return await item_read(service, await service.create_draft(data))
 
     @get("/{item_id:uuid}", summary="An item, as this node holds it")
-    async def read(self, item_id: uuid.UUID, service: NamedDependency[ContentService]) -> ItemRead:
+    async def read(self, item_id: FromPath[uuid.UUID], service: NamedDependency[ContentService]) -> ItemRead:
         return await item_read(service, await service.get(item_id))
 
     @patch("/{item_id:uuid}", summary="Edit a draft")
-    async def update(self, item_id: uuid.UUID, data: JSONBody[DraftUpdate], service: NamedDependency[ContentService]) -> ItemRead:
+    async def update(self, item_id: FromPath[uuid.UUID], data: JSONBody[DraftUpdate], service: NamedDependency[ContentService]) -> ItemRead:
         return await item_read(service, await service.update_draft(item_id, data))
 
     @put("/{item_id:uuid}/targets", summary="Choose the regions to publish to")
-    async def targets(self, item_id: uuid.UUID, data: JSONBody[Targets], service: NamedDependency[ContentService]) -> ItemRead:
+    async def targets(self, item_id: FromPath[uuid.UUID], data: JSONBody[Targets], service: NamedDependency[ContentService]) -> ItemRead:
         return await item_read(service, await service.set_targets(item_id, data.targets))
 
     @put(
@@ -88,29 +88,35 @@ class ContentController(Controller):
         summary="Attach a file (the raw body; its Content-Type is the media type)",
         request_max_body_size=MAX_MEDIA_BYTES,
     )
-    async def media(self, item_id: uuid.UUID, request: Request[Any, Any, Any], service: NamedDependency[ContentService]) -> MediaRead:
+    async def media(
+        self, item_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], service: NamedDependency[ContentService]
+    ) -> MediaRead:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         media = await service.attach_media(item_id, media_type, request.stream())
         return MediaRead(media.key, media.sha256, media.length, media.media_type)
 
     @post("/{item_id:uuid}/preview", status_code=HTTP_200_OK, summary="What each target's rules would say now")
-    async def preview(self, item_id: uuid.UUID, service: NamedDependency[ContentService], targets: str | None = None) -> list[VerdictRead]:
+    async def preview(
+        self, item_id: FromPath[uuid.UUID], service: NamedDependency[ContentService], targets: FromQuery[str | None] = None
+    ) -> list[VerdictRead]:
         chosen = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
         verdicts = await service.preview(item_id, chosen)
         return [verdict_read(t, v) for t, v in sorted(verdicts.items())]
 
     @post("/{item_id:uuid}/publish", status_code=HTTP_200_OK, summary="Publish the draft to its targets")
-    async def publish(self, item_id: uuid.UUID, service: NamedDependency[ContentService]) -> PublishResult:
+    async def publish(self, item_id: FromPath[uuid.UUID], service: NamedDependency[ContentService]) -> PublishResult:
         outcome = await service.publish(item_id)
         return PublishResult(outcome.item_id, outcome.version, [verdict_read(t, v) for t, v in sorted(outcome.verdicts.items())])
 
     @post("/{item_id:uuid}/retract", status_code=HTTP_200_OK, summary="Retract from some regions or everywhere")
-    async def retract(self, item_id: uuid.UUID, data: JSONBody[RetractRequest], service: NamedDependency[ContentService]) -> list[str]:
+    async def retract(
+        self, item_id: FromPath[uuid.UUID], data: JSONBody[RetractRequest], service: NamedDependency[ContentService]
+    ) -> list[str]:
         regions = await service.retract(item_id, data.regions)
         return regions
 
     @get("/{item_id:uuid}/deliveries", summary="Delivery status per region")
-    async def deliveries(self, item_id: uuid.UUID, service: NamedDependency[ContentService]) -> list[DeliveryRead]:
+    async def deliveries(self, item_id: FromPath[uuid.UUID], service: NamedDependency[ContentService]) -> list[DeliveryRead]:
         item = await service.get(item_id)
         rows = [
             DeliveryRead(

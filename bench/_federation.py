@@ -1,0 +1,177 @@
+"""What the sync benchmarks share: a fresh local federation (`medfed up`), each node's settings, machine facts.
+
+The federation is started exactly as a developer starts it (`python -m medplat.cli up --fresh`), in a
+temporary folder on free ports, as a child of the benchmark that stops with it (SIGTERM, the launcher's
+own shutdown, then SIGKILL of its process group if it hangs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from medplat.config import Settings, settings_from_env
+from medplat.devfed.launcher import PORTS_PER_REGION
+from medplat.devfed.processes import Child, free_port_block, wait_until
+
+START_TIMEOUT = 300.0
+
+
+@dataclass
+class NodeHandle:
+    """One running node of the local federation, as federation.json and its node.env describe it."""
+
+    code: str
+    node_url: str
+    database_url: str
+    object_store_endpoint: str
+    broker_url: str
+    env: dict[str, str]
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        return settings_from_env(self.env)
+
+    def editor_token(self) -> str:
+        from medplat.security import Role, issue_token
+
+        return issue_token(self.settings, "bench-editor", [Role.EDITOR], ttl=datetime.timedelta(hours=6))
+
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        """A new autocommit connection to the node's database as the application role."""
+        return psycopg.connect(self.database_url, autocommit=True)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            env[name] = value
+    return env
+
+
+@contextlib.contextmanager
+def local_federation(label: str = "bench") -> Iterator[dict[str, NodeHandle]]:
+    """Start `medfed up --fresh` in a temporary folder; yield the nodes by region; stop everything on exit."""
+    with tempfile.TemporaryDirectory(prefix=f"medfed-{label}-") as tmp:
+        state = Path(tmp) / ".medfed"
+        base = free_port_block(PORTS_PER_REGION * 3, step=PORTS_PER_REGION)
+        argv = [sys.executable, "-m", "medplat.cli", "up", "--state-dir", str(state), "--base-port", str(base), "--fresh"]
+        log = Path(tmp) / "up.log"
+        started = time.perf_counter()
+        launcher = Child("medfed up", argv, log, env=dict(os.environ), stop_timeout=120).start()
+        try:
+
+            def ready() -> bool:
+                if not launcher.alive():
+                    raise SystemExit(f"medfed up exited early:\n{launcher.log_tail(30)}")
+                return (state / "federation.json").exists()
+
+            wait_until(ready, timeout=START_TIMEOUT, interval=0.1, what="local federation")
+            document = json.loads((state / "federation.json").read_text())
+            nodes = {
+                code: NodeHandle(
+                    code=code,
+                    node_url=region["node_url"],
+                    database_url=region["database_url"],
+                    object_store_endpoint=region["object_store_endpoint"],
+                    broker_url=region["broker_url"],
+                    env=read_env_file(Path(region["env_file"])),
+                )
+                for code, region in document["regions"].items()
+            }
+            say(f"local federation ready in {time.perf_counter() - started:.1f} s (base port {base}, state {state})")
+            yield nodes
+        finally:
+            # SIGTERM: the launcher stops every engine, node and worker it started, then exits.
+            launcher.stop()
+
+
+# -- reporting -------------------------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _memory_gib() -> float:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores ({_cpu_model()}), {_memory_gib():.0f} GiB, {platform.platform()}, "
+        f"Python {platform.python_version()}, host {platform.node()}"
+    )
+
+
+def command_line() -> str:
+    return shlex.join([os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable, *sys.argv])
+
+
+def print_header(title: str) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    say(f"# {title}")
+    say(f"command: {command_line()}")
+    say(f"machine: {machine()}")
+    say(f"date:    {now.isoformat(timespec='seconds')} (load average {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), linear between the closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary_ms(values: Sequence[float]) -> str:
+    """p50 / p99 / max (and mean) of durations in seconds, printed in milliseconds."""
+    ms = [v * 1000 for v in values]
+    return (
+        f"p50 {percentile(ms, 50):7.1f} ms   p99 {percentile(ms, 99):7.1f} ms   max {max(ms):7.1f} ms   "
+        f"mean {statistics.fmean(ms):7.1f} ms   (n={len(ms)})"
+    )
+
+
+def poll(predicate: Callable[[], bool], *, interval: float, timeout: float, what: str) -> float:
+    """Call `predicate` every `interval` seconds until it is true; returns the perf_counter time it became true."""
+    deadline = time.perf_counter() + timeout
+    next_tick = time.perf_counter()
+    while True:
+        if predicate():
+            return time.perf_counter()
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{what} not reached after {timeout:.0f} s")
+        next_tick += interval
+        time.sleep(max(0.0, next_tick - time.perf_counter()))
