@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from medplat.config import Settings, settings_from_env
 from medplat.devfed.launcher import PORTS_PER_REGION
@@ -41,6 +42,8 @@ class NodeHandle:
     object_store_endpoint: str
     broker_url: str
     env: dict[str, str]
+    pids: dict[str, int]
+    """The node's processes (postgres, seaweedfs, redis, node, worker), each the leader of its own process group."""
 
     @functools.cached_property
     def settings(self) -> Settings:
@@ -51,7 +54,7 @@ class NodeHandle:
 
         return issue_token(self.settings, "bench-editor", [Role.EDITOR], ttl=datetime.timedelta(hours=6))
 
-    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+    def connect(self) -> psycopg.Connection[TupleRow]:
         """A new autocommit connection to the node's database as the application role."""
         return psycopg.connect(self.database_url, autocommit=True)
 
@@ -92,6 +95,7 @@ def local_federation(label: str = "bench") -> Iterator[dict[str, NodeHandle]]:
                     object_store_endpoint=region["object_store_endpoint"],
                     broker_url=region["broker_url"],
                     env=read_env_file(Path(region["env_file"])),
+                    pids={name: int(pid) for name, pid in region["pids"].items()},
                 )
                 for code, region in document["regions"].items()
             }
@@ -100,6 +104,41 @@ def local_federation(label: str = "bench") -> Iterator[dict[str, NodeHandle]]:
         finally:
             # SIGTERM: the launcher stops every engine, node and worker it started, then exits.
             launcher.stop()
+
+
+# -- CPU accounting --------------------------------------------------------------------------------------
+
+
+def _group_cpu_ticks() -> dict[int, int]:
+    """CPU ticks per process group: user + system of every live member, plus what it collected from reaped children."""
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue  # the process ended meanwhile
+        fields = raw[raw.rfind(")") + 2 :].split()
+        group = int(fields[2])
+        ticks[group] = ticks.get(group, 0) + sum(int(f) for f in fields[11:15])
+    return ticks
+
+
+def cpu_snapshot(nodes: dict[str, NodeHandle]) -> dict[str, float]:
+    """CPU seconds used so far by each process group of the federation, as "<region> <process>"."""
+    per_tick = os.sysconf("SC_CLK_TCK")
+    ticks = _group_cpu_ticks()
+    return {f"{code} {name}": ticks.get(pid, 0) / per_tick for code, node in nodes.items() for name, pid in node.pids.items()}
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], wall: float) -> list[str]:
+    """Lines of CPU seconds used per process between two snapshots, the busiest first, as a share of the wall time."""
+    used = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    total = sum(used.values())
+    lines = [f"CPU seconds used by the federation in {wall:.1f} s of wall time: {total:.1f} ({total / wall:.2f} cores on average)"]
+    for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
+        if seconds >= 0.05 * total:
+            lines.append(f"  {name:<16} {seconds:7.1f} s  ({seconds / wall:.2f} cores)")
+    return lines
 
 
 # -- reporting -------------------------------------------------------------------------------------------
@@ -142,6 +181,11 @@ def print_header(title: str) -> None:
     say(f"command: {command_line()}")
     say(f"machine: {machine()}")
     say(f"date:    {now.isoformat(timespec='seconds')} (load average {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
+
+
+def print_footer() -> None:
+    """The load average at the end: other work on a shared machine shows up here."""
+    say(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

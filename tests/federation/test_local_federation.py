@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,41 @@ def test_state_survives_a_restart(launcher: Launcher) -> None:
     document = launcher.wait_ready()
     again = httpx.post(f"{document['regions']['kz']['node_url']}/api/v1/doctors", json=DOCTOR, timeout=10)
     assert again.status_code == 409, "the doctor registered before the restart must still be there"
+
+
+def medfed_cli(launcher: Launcher, *args: str) -> subprocess.CompletedProcess[str]:
+    """`medfed` as a user runs it next to the federation's state folder (no MEDFED_* of the test session)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDFED_")}
+    env["MEDFED_STATE_DIR"] = str(launcher.state_dir)
+    return subprocess.run([sys.executable, "-m", "medplat.cli", *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def test_publish_show_retract_across_the_federation(launcher: Launcher, tmp_path: Path) -> None:
+    """The issue's acceptance, as an operator types it, with the federation's own workers delivering."""
+    body = tmp_path / "body.txt"
+    body.write_text("Рекомендации по уходу за кожей зимой.")
+    picture = tmp_path / "skin.png"
+    picture.write_bytes(os.urandom(200_000))
+    published = medfed_cli(launcher, "content", "publish", "--region", "ru", "--title", "Уход за кожей", "--body-file", str(body),
+                           "--media", str(picture), "--to", "kz")  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    item_id = published.stdout.strip()
+
+    def shown(region: str) -> dict[str, Any]:
+        result = medfed_cli(launcher, "content", "show", "--region", region, item_id, "--json")
+        return json.loads(result.stdout) if result.returncode == 0 else {"error": result.stderr.strip()}
+
+    wait_until(lambda: shown("kz").get("status") == "published", timeout=60, interval=0.5, what="the item on kz")
+    on_kz = shown("kz")
+    assert (on_kz["origin"], len(on_kz["media"])) == ("ru", 1)
+    assert shown("uz") == {"error": "medfed: no content item with this id on this node"}
+    retracted = medfed_cli(launcher, "content", "retract", "--region", "ru", item_id, "--from", "kz")
+    assert retracted.returncode == 0, retracted.stderr
+    wait_until(lambda: shown("kz").get("status") == "retracted", timeout=60, interval=0.5, what="the retraction on kz")
+    assert shown("kz")["media"] == []
+    status = json.loads(medfed_cli(launcher, "sync", "status", "--json").stdout)
+    ru_to_kz = next(c for c in status["ru"]["outgoing"] if c["target"] == "kz")
+    assert (ru_to_kz["lag"], ru_to_kz["queue_depth"], ru_to_kz["last_error"]) == (0, 0, None)
 
 
 def test_a_second_federation_on_the_same_ports_is_refused_and_the_first_runs_on(launcher: Launcher, tmp_path: Path) -> None:

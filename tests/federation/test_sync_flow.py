@@ -135,3 +135,20 @@ def test_only_the_origin_of_a_channel_may_read_its_digest(nodes: dict[str, Node]
     answer = httpx.get(f"{kz.url}/federation/v1/digest", params={"origin": "ru"}, headers={"Authorization": f"Bearer {token}"})
     assert (answer.status_code, answer.json()["code"]) == (403, "reconcile.not_your_channel")
     del ru
+
+
+def test_a_target_that_lost_its_channel_is_sent_everything_again_from_where_it_stands(nodes: dict[str, Node]) -> None:
+    from sqlalchemy import text
+
+    ru, kz = nodes["ru"], nodes["kz"]
+    ids = [publish(ru, ["kz"]) for _ in range(2)]
+    deliver(ru, kz)
+    # kz is restored from a backup taken before anything arrived: its channel starts again at 1.
+    kz.empty()
+    ids.append(publish(ru, ["kz"]))
+    deliver(ru, kz)  # the first two went in manifest 1; ru offers 2, kz answers "expected 1", ru resends 1 and 2
+    assert sorted(str(i) for i, _, _ in kz.state()["items"]) == sorted(ids)
+    with kz.ctx.engine.connect() as conn:
+        sequences = conn.execute(text("SELECT sequence, status FROM federation.manifest_in WHERE in_chain ORDER BY sequence")).all()
+    assert [tuple(row) for row in sequences] == [(1, "applied"), (2, "applied")], kz.decisions()
+    assert kz.refusals() == [("ru", "sequence.gap")]

@@ -165,6 +165,8 @@ def send_manifests(ctx: SyncContext, target: str, http: httpx.Client) -> SendRes
         code = problem_code(response)
         if response.status_code == 409 and code == "sequence.gap":
             expected = int(response.json().get("expected", 0))
+            if resent_from is not None and expected <= resent_from:
+                raise DeliveryError(f"{target} keeps asking for sequence {expected}", code="delivery.gap_loop")
             resent_from = _rewind(ctx, target, expected, sequence)
             continue
         _record_error(ctx, target, f"{target} refused manifest {sequence}: {code}")
@@ -198,8 +200,8 @@ def _rewind(ctx: SyncContext, target: str, expected: int, offered: int) -> int:
             raise DeliveryError(f"{target} expects sequence {expected} after refusing {offered}", code="delivery.gap_loop")
         session.execute(
             update(ManifestOut)
-            .where(ManifestOut.target == target, ManifestOut.sequence >= expected, ManifestOut.status == "delivered")
-            .values(status="built")
+            .where(ManifestOut.target == target, ManifestOut.sequence >= expected, ManifestOut.status != "built")
+            .values(status="built", receipt=None, answered_at=None)
         )
     _log.warning("manifest.resend", target=target, from_sequence=expected)
     return expected

@@ -1,0 +1,454 @@
+"""Bulk replication ru -> kz and uz: many product notes and 1 MB media files, against two baselines.
+
+    .venv/bin/python bench/sync_throughput.py [--items 10000] [--media 1000] [--media-mb 1] [--wake each|once]
+
+On a fresh local federation:
+
+1. (not timed) ru gets `--items` drafts, each a product note for kz and uz; the first `--media` of them get
+   one image of `--media-mb` MiB each (random bytes, so no two blobs are alike). The drafts are created
+   in-process with ru's ContentService and ru's settings (the editor API would only add HTTP round trips).
+2. (timed) ru publishes every draft with the same ContentService.publish the editor API calls: version,
+   verdicts and outbox rows in one transaction, then a `sync.deliver` wake-up per target on ru's broker.
+   Everything after that is the product's: ru's Celery worker builds, signs and posts manifests (at most
+   100 items each), kz's and uz's inboxes check them, their apply workers fetch every blob from ru over
+   HTTP, verify it, store it and apply the manifest, and send signed receipts back.
+   With `--wake each` (the default) each publish wakes the workers at once, as the editor API does, and
+   the clock runs from the first publish until both targets hold every item; publishing overlaps with
+   delivery and its duration is reported separately. With `--wake once` the drafts are published
+   without wake-ups and the clock starts at one wake-up per target (a backlog, as after an outage).
+3. Baselines on the same machine, after our replication has finished:
+   (a) PostgreSQL logical replication of the same rows (ru's shared.content_item and its
+       shared.content_version) between two extra clusters started here with wal_level=logical: the
+       initial copy of a subscription (publication with the row filter origin_region = 'ru'), and the
+       streaming of the same rows written into the publisher after the subscription exists;
+   (b) the same blobs copied by a plain S3 get/put loop (minio client) from ru's object store to kz's.
+
+What differs: we deliver to two targets, sign and verify every manifest and receipt, run both sides'
+policy and the border check on every item, and fetch each blob over HTTP through ru's node with a hash
+check; the baselines copy rows or bytes to one target and check nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import io
+import os
+import secrets
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from _federation import NodeHandle, cpu_report, cpu_snapshot, local_federation, poll, print_footer, print_header, say
+from celery import Celery
+from minio import Minio
+from psycopg.rows import TupleRow
+
+from medplat.config import Settings
+from medplat.db.engine import async_engine
+from medplat.db.migrate import upgrade
+from medplat.devfed.engines import Postgres
+from medplat.devfed.processes import Child, free_ports
+from medplat.domain.content.schemas import DraftCreate
+from medplat.domain.content.services import ContentService
+from medplat.logs import configure_logging
+from medplat.node import object_store
+from medsync.items import Text
+
+TARGETS = ("kz", "uz")
+MIB = 1024 * 1024
+BASELINE_BUCKET = "bench-baseline"
+Wake = Callable[[Sequence[str]], Awaitable[None]]
+
+
+# -- 1 and 2: our replication ---------------------------------------------------------------------------
+
+
+def draft(number: int) -> DraftCreate:
+    body = (
+        "Таблетки теперь выпускаются в упаковке по тридцать штук. Состав, дозировка и условия хранения не изменились; "
+        "старая упаковка остаётся в обороте до конца срока годности. "
+    ) * 4
+    text = Text(language="ru", title=f"Новая форма выпуска, заметка {number}", body=body)
+    return DraftCreate(kind="product_note", category="product_note", texts=(text,), specializations=("cardiology",), targets=TARGETS)
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _in_parallel(count: int, concurrency: int, job: Callable[[int], Awaitable[None]]) -> None:
+    """Run job(0..count-1) with at most `concurrency` at a time, in order of the index."""
+    numbers = iter(range(count))
+
+    async def lane() -> None:
+        for number in numbers:
+            await job(number)
+
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+
+
+async def create_drafts(settings: Settings, items: int, media: int, media_bytes: int, concurrency: int) -> list[uuid.UUID]:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    engine = async_engine(settings.database_url, pool_size=concurrency)
+    store = object_store(settings)
+    ids: list[uuid.UUID | None] = [None] * items
+
+    async def create(number: int) -> None:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            service = ContentService(session, settings, store)
+            item = await service.create_draft(draft(number))
+            if number < media:
+                await service.attach_media(item.id, "image/png", _one_chunk(os.urandom(media_bytes)))
+            await session.commit()
+            ids[number] = item.id
+        if (number + 1) % 1000 == 0:
+            say(f"  {number + 1} drafts")
+
+    try:
+        await _in_parallel(items, concurrency, create)
+    finally:
+        await engine.dispose()
+    return [i for i in ids if i is not None]
+
+
+async def publish_all(settings: Settings, ids: list[uuid.UUID], concurrency: int, wake: Wake | None) -> tuple[float, float]:
+    """Publish every item; returns the perf_counter times of the first publish call and of the last commit."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    engine = async_engine(settings.database_url, pool_size=concurrency)
+    store = object_store(settings)
+    first = time.perf_counter()
+
+    async def publish(number: int) -> None:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            outcome = await ContentService(session, settings, store, wake=wake).publish(ids[number])
+        refused = [t for t, v in outcome.verdicts.items() if not v.accepted]
+        if refused:
+            raise SystemExit(f"ru's policy refused item {ids[number]} for {refused}: {outcome.verdicts}")
+        if (number + 1) % 1000 == 0:
+            say(f"  {number + 1} published ({time.perf_counter() - first:.0f} s)")
+
+    try:
+        await _in_parallel(len(ids), concurrency, publish)
+    finally:
+        await engine.dispose()
+    return first, time.perf_counter()
+
+
+def celery_wake(ru: NodeHandle) -> tuple[Celery, Callable[[Sequence[str]], Coroutine[Any, Any, None]]]:
+    """The editor API's wake-up (medplat.app.wake_delivery): `sync.deliver` on queue sync.<target> of ru's broker."""
+    app = Celery("bench-wake", broker=ru.broker_url, set_as_current=False)
+
+    async def wake(targets: Sequence[str]) -> None:
+        for target in targets:
+            await asyncio.to_thread(app.send_task, "sync.deliver", args=[target], queue=f"sync.{target}")
+
+    return app, wake
+
+
+@dataclasses.dataclass
+class Ours:
+    items: int
+    media: int
+    media_bytes: int
+    wake: str
+    publish_seconds: float = 0.0
+    total: float = 0.0
+    """From the first publish (or the single wake-up) until every item is visible on both targets."""
+    per_target: dict[str, float] = dataclasses.field(default_factory=dict)
+    receipts: float = 0.0
+    after_last_publish: float = 0.0
+    manifests: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+    cpu: list[str] = dataclasses.field(default_factory=list)
+
+
+def count(conn: psycopg.Connection[TupleRow], sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    return int(row[0]) if row is not None and isinstance(row[0], int) else 0
+
+
+def replicate(nodes: dict[str, NodeHandle], args: argparse.Namespace) -> Ours:
+    ru = nodes["ru"]
+    settings = ru.settings
+    configure_logging("ru", "WARNING")
+    ours = Ours(args.items, args.media, args.media_mb * MIB, args.wake)
+    say(f"creating {args.items} drafts on ru ({args.media} with a {args.media_mb} MiB image) ...")
+    started = time.perf_counter()
+    ids = asyncio.run(create_drafts(settings, args.items, args.media, args.media_mb * MIB, args.publishers))
+    say(f"  drafts created in {time.perf_counter() - started:.1f} s (not timed)")
+
+    app, wake = celery_wake(ru)
+    conns = {t: nodes[t].connect() for t in TARGETS}
+    origin = ru.connect()
+    try:
+        cpu_before, own_before = cpu_snapshot(nodes), time.process_time()
+        say(f"publishing {len(ids)} items on ru (wake-ups: {args.wake}) ...")
+        first, last = asyncio.run(publish_all(settings, ids, args.publishers, wake if args.wake == "each" else None))
+        ours.publish_seconds = last - first
+        start = first
+        if args.wake == "once":
+            start = time.perf_counter()
+            asyncio.run(wake(TARGETS))
+        say(f"  published in {ours.publish_seconds:.1f} s; waiting for kz and uz ...")
+
+        def everything_applied() -> bool:
+            now = time.perf_counter()
+            for target, conn in conns.items():
+                if target not in ours.per_target:
+                    held = count(conn, "SELECT count(*) FROM shared.content_item WHERE origin_region = 'ru' AND status = 'published'")
+                    if held >= len(ids):
+                        ours.per_target[target] = now - start
+            if count(origin, "SELECT count(*) FROM federation.outbox WHERE status = 'rejected'"):
+                raise SystemExit("a target rejected items; see federation.outbox.reasons on ru")
+            return len(ours.per_target) == len(TARGETS)
+
+        finished = poll(everything_applied, interval=0.25, timeout=args.timeout, what="every item on kz and uz")
+        ours.total = finished - start
+        ours.after_last_publish = finished - max(last, start)
+        cpu_after, own = cpu_snapshot(nodes), time.process_time() - own_before
+        ours.cpu = cpu_report(cpu_before, cpu_after, ours.total)
+        ours.cpu.append(f"  (this benchmark's own process, publishing and polling: {own:.1f} s)")
+
+        def receipts_back() -> bool:
+            return count(origin, "SELECT count(*) FROM federation.outbox WHERE status <> 'applied'") == 0
+
+        ours.receipts = poll(receipts_back, interval=0.25, timeout=args.timeout, what="every receipt on ru") - start
+        for target, conn in conns.items():
+            media_rows = count(conn, "SELECT count(*) FROM shared.content_media WHERE key LIKE 'received/ru/%'")
+            if media_rows != args.media:
+                raise SystemExit(f"{target} holds {media_rows} media rows, expected {args.media}")
+            row = origin.execute(
+                "SELECT count(*), coalesce(avg(items), 0) FROM federation.manifest_out WHERE target = %s", (target,)
+            ).fetchone()
+            assert row is not None
+            ours.manifests[target] = (int(row[0]), float(row[1]))
+    finally:
+        for conn in (*conns.values(), origin):
+            conn.close()
+        app.close()
+    return ours
+
+
+# -- 3a: PostgreSQL logical replication -----------------------------------------------------------------
+
+LOGICAL = ("-c", "wal_level=logical", "-c", "max_wal_senders=10", "-c", "max_replication_slots=10")
+
+
+@contextlib.contextmanager
+def logical_cluster(root: Path, name: str) -> Iterator[Postgres]:
+    """A PostgreSQL cluster of our own, set up like the federation's but with wal_level=logical."""
+    pg = Postgres(root / name, free_ports(1)[0], secrets.token_urlsafe(16), root / f"{name}.log")
+    initdb = pg.initdb_child().start()
+    assert initdb.popen is not None
+    if initdb.popen.wait(120) != 0:
+        raise SystemExit(f"initdb failed: {initdb.log_tail()}")
+    pg.finish_initdb()
+    base = pg.child()
+    child: Child = dataclasses.replace(base, name=f"bench {name}", argv=[*base.argv, *LOGICAL]).start()
+    try:
+        pg.wait_ready(60)
+        yield pg
+    finally:
+        child.stop()
+
+
+ITEM_ROWS = "SELECT * FROM shared.content_item WHERE origin_region = 'ru'"
+VERSION_ROWS = "SELECT v.* FROM shared.content_version v JOIN shared.content_item i ON i.id = v.item_id WHERE i.origin_region = 'ru'"
+
+
+def copy_rows(source: str, target: str) -> tuple[int, int]:
+    """Copy ru's content rows from `source` into the same tables at `target` in one transaction; returns the counts."""
+    counts = []
+    with psycopg.connect(source) as src, psycopg.connect(target) as dst:
+        for select, table in ((ITEM_ROWS, "shared.content_item"), (VERSION_ROWS, "shared.content_version")):
+            rows = 0
+            with (
+                src.cursor().copy(f"COPY ({select}) TO STDOUT (FORMAT binary)") as out,
+                dst.cursor().copy(f"COPY {table} FROM STDIN (FORMAT binary)") as into,
+            ):
+                for data in out:
+                    into.write(data)
+            rows = count(dst, f"SELECT count(*) FROM {table}")  # noqa: S608 - our own table names
+            counts.append(rows)
+    return counts[0], counts[1]
+
+
+def wait_for_rows(url: str, items: int, versions: int, timeout: float) -> float:
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def caught_up() -> bool:
+            return (
+                count(conn, "SELECT count(*) FROM shared.content_item") >= items
+                and count(conn, "SELECT count(*) FROM shared.content_version") >= versions
+            )
+
+        return poll(caught_up, interval=0.02, timeout=timeout, what="the subscriber")
+
+
+def subscribe(sub: Postgres, database: str, publisher_url: str, *, copy_data: bool) -> str:
+    url = sub.create_database(database)
+    upgrade(url)
+    with psycopg.connect(sub.url(database), autocommit=True) as conn:
+        conn.execute(
+            f"CREATE SUBSCRIPTION {database} CONNECTION '{publisher_url}' PUBLICATION bench_ru "
+            f"WITH (copy_data = {'true' if copy_data else 'false'})"
+        )
+    return sub.url(database)
+
+
+@dataclasses.dataclass
+class Logical:
+    items: int = 0
+    versions: int = 0
+    initial_copy: float = 0.0
+    streaming: float = 0.0
+    streaming_write: float = 0.0
+
+
+def logical_replication(ru: NodeHandle, timeout: float) -> Logical:
+    result = Logical()
+    with tempfile.TemporaryDirectory(prefix="medfed-bench-logical-") as tmp:
+        root = Path(tmp)
+        with logical_cluster(root, "ru-logical") as pub, logical_cluster(root, "kz-logical") as sub:
+            publication = "CREATE PUBLICATION bench_ru FOR TABLE shared.content_item WHERE (origin_region = 'ru'), shared.content_version"
+            # The initial copy: rows already in the publisher when the subscription is created.
+            loaded = pub.create_database("loaded")
+            upgrade(loaded)
+            result.items, result.versions = copy_rows(ru.database_url, loaded)
+            with psycopg.connect(loaded, autocommit=True) as conn:
+                conn.execute(publication)
+            started = time.perf_counter()
+            copy_url = subscribe(sub, "initial_copy", pub.url("loaded"), copy_data=True)
+            result.initial_copy = wait_for_rows(copy_url, result.items, result.versions, timeout) - started
+            say(f"  logical replication, initial copy: {result.initial_copy:.2f} s")
+            # Streaming: the subscription exists first, then the same rows are written into the publisher.
+            empty = pub.create_database("streamed")
+            upgrade(empty)
+            with psycopg.connect(empty, autocommit=True) as conn:
+                conn.execute(publication)
+            stream_url = subscribe(sub, "streaming", pub.url("streamed"), copy_data=False)
+            with psycopg.connect(stream_url, autocommit=True) as conn:
+                poll(
+                    lambda: count(conn, "SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL") > 0,
+                    interval=0.05,
+                    timeout=60,
+                    what="the streaming subscription's worker",
+                )
+            time.sleep(1.0)  # let the apply worker connect and its slot become active
+            started = time.perf_counter()
+            copy_rows(ru.database_url, empty)
+            result.streaming_write = time.perf_counter() - started
+            result.streaming = wait_for_rows(stream_url, result.items, result.versions, timeout) - started
+            written = f"{result.streaming_write:.2f} s of it writing into the publisher"
+            say(f"  logical replication, streaming: {result.streaming:.2f} s ({written})")
+    return result
+
+
+# -- 3b: S3 get/put loop --------------------------------------------------------------------------------
+
+
+def minio_for(node: NodeHandle) -> Minio:
+    settings = node.settings
+    return Minio(settings.s3_endpoint.removeprefix("http://"), settings.s3_access_key, settings.s3_secret_key, secure=False)
+
+
+def s3_copy(ru: NodeHandle, kz: NodeHandle) -> tuple[int, int, float]:
+    """Copy every blob of ru's shared bucket (its media) to a scratch bucket on kz; returns objects, bytes, seconds."""
+    source, target = minio_for(ru), minio_for(kz)
+    bucket = ru.settings.shared_bucket
+    if not target.bucket_exists(BASELINE_BUCKET):
+        target.make_bucket(BASELINE_BUCKET)
+    keys = [o.object_name for o in source.list_objects(bucket, prefix="media/", recursive=True) if o.object_name]
+    copied = 0
+    started = time.perf_counter()
+    for key in keys:
+        response = source.get_object(bucket, key)
+        try:
+            data = response.read()
+        finally:
+            response.close()
+            response.release_conn()
+        target.put_object(BASELINE_BUCKET, key, io.BytesIO(data), len(data), content_type="image/png")
+        copied += len(data)
+    return len(keys), copied, time.perf_counter() - started
+
+
+# -- the run --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000, help="product notes to replicate (default 10000)")
+    parser.add_argument("--media", type=int, default=1000, help="how many of them carry one image (default 1000)")
+    parser.add_argument("--media-mb", type=int, default=1, help="size of each image in MiB (default 1)")
+    parser.add_argument("--wake", choices=("each", "once"), default="each", help="wake the workers per publish (default) or once")
+    parser.add_argument("--publishers", type=int, default=4, help="concurrent sessions creating and publishing on ru (default 4)")
+    parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds of replication")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the logical replication and S3 baselines")
+    args = parser.parse_args()
+    if args.media > args.items:
+        parser.error("--media cannot exceed --items")
+
+    print_header(f"sync throughput: {args.items} items, {args.media} x {args.media_mb} MiB media, ru -> kz and uz")
+    with local_federation("throughput") as nodes:
+        ours = replicate(nodes, args)
+        report_ours(ours)
+        if args.no_baselines:
+            print_footer()
+            return
+        say("\nbaselines (same machine, same rows and blobs, after our replication finished):")
+        logical = logical_replication(nodes["ru"], args.timeout)
+        objects, copied, s3_seconds = s3_copy(nodes["ru"], nodes["kz"])
+        say(f"  S3 get/put loop ru -> kz: {objects} objects, {copied / MIB:.0f} MiB in {s3_seconds:.2f} s")
+    report_baselines(ours, logical, objects, copied, s3_seconds)
+
+
+def report_ours(ours: Ours) -> None:
+    mib = ours.media * ours.media_bytes / MIB
+    start = "the first publish" if ours.wake == "each" else "the wake-up after publishing everything"
+    say(f"\nours: {ours.items} items + {ours.media} blobs ({mib:.0f} MiB) ru -> kz and uz, wake-ups: {ours.wake}")
+    say(f"  publishing on ru took {ours.publish_seconds:.1f} s ({ours.items / ours.publish_seconds:.0f} items/s)")
+    say(f"  from {start} until every item is applied on both targets: {ours.total:.1f} s")
+    for target, seconds in ours.per_target.items():
+        manifests, per_manifest = ours.manifests.get(target, (0, 0.0))
+        say(f"    {target}: {seconds:.1f} s ({manifests} manifests, {per_manifest:.0f} items each on average)")
+    if ours.wake == "each":
+        say(f"    of which after the last publish: {ours.after_last_publish:.1f} s")
+    say(f"  every receipt back on ru after {ours.receipts:.1f} s")
+    say(
+        f"  throughput: {ours.items / ours.total:.0f} items/s to both targets ({2 * ours.items / ours.total:.0f} item deliveries/s), "
+        f"{mib / ours.total:.1f} MiB/s of media per target ({2 * mib / ours.total:.1f} MiB/s moved)"
+    )
+    for line in ours.cpu:
+        say(f"  {line}")
+
+
+def report_baselines(ours: Ours, logical: Logical, objects: int, copied: int, s3_seconds: float) -> None:
+    mib = copied / MIB
+    say("\nsummary")
+    say(f"  ours (both targets): {ours.total:.1f} s for {ours.items} items and {ours.media} blobs")
+    say(
+        f"  (a) logical replication ru -> kz of {logical.items} content_item + {logical.versions} content_version rows: "
+        f"initial copy {logical.initial_copy:.2f} s, streaming {logical.streaming:.2f} s"
+    )
+    rate = mib / s3_seconds if s3_seconds else float("nan")
+    say(f"  (b) S3 get/put loop ru -> kz: {objects} objects, {mib:.0f} MiB, {s3_seconds:.2f} s ({rate:.1f} MiB/s)")
+    both = logical.initial_copy + s3_seconds
+    say(f"  ratio ours / (a initial copy + b): {ours.total / both:.1f}x   (goal: within 2x of logical replication)")
+    say(f"  ratio ours / (a streaming + b):    {ours.total / (logical.streaming + s3_seconds):.1f}x")
+    say(f"  ratio ours / a initial copy alone: {ours.total / logical.initial_copy:.1f}x")
+    if s3_seconds:
+        say(f"  ratio ours / b alone:              {ours.total / s3_seconds:.1f}x")
+    print_footer()
+
+
+if __name__ == "__main__":
+    main()
