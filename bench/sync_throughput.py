@@ -167,6 +167,8 @@ class Ours:
     receipts: float = 0.0
     after_last_publish: float = 0.0
     manifests: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+    timeline: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
+    """Per target, seconds after the start: first and last manifest built on ru, first manifest in the target's inbox."""
     cpu: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -190,12 +192,15 @@ def replicate(nodes: dict[str, NodeHandle], args: argparse.Namespace) -> Ours:
     origin = ru.connect()
     try:
         cpu_before, own_before = cpu_snapshot(nodes), time.process_time()
+        start_wall = time.time()
         say(f"publishing {len(ids)} items on ru (wake-ups: {args.wake}) ...")
         first, last = asyncio.run(publish_all(settings, ids, args.publishers, wake if args.wake == "each" else None))
         ours.publish_seconds = last - first
         start = first
         if args.wake == "once":
-            start = time.perf_counter()
+            # The clock, and the CPU accounting, start at the wake-up: publishing is not part of it.
+            cpu_before, own_before = cpu_snapshot(nodes), time.process_time()
+            start, start_wall = time.perf_counter(), time.time()
             asyncio.run(wake(TARGETS))
         say(f"  published in {ours.publish_seconds:.1f} s; waiting for kz and uz ...")
 
@@ -226,10 +231,14 @@ def replicate(nodes: dict[str, NodeHandle], args: argparse.Namespace) -> Ours:
             if media_rows != args.media:
                 raise SystemExit(f"{target} holds {media_rows} media rows, expected {args.media}")
             row = origin.execute(
-                "SELECT count(*), coalesce(avg(items), 0) FROM federation.manifest_out WHERE target = %s", (target,)
+                "SELECT count(*), coalesce(avg(items), 0), extract(epoch FROM min(created_at)), extract(epoch FROM max(created_at)) "
+                "FROM federation.manifest_out WHERE target = %s",
+                (target,),
             ).fetchone()
-            assert row is not None
+            inbox = conn.execute("SELECT extract(epoch FROM min(received_at)) FROM federation.manifest_in WHERE in_chain").fetchone()
+            assert row is not None and inbox is not None
             ours.manifests[target] = (int(row[0]), float(row[1]))
+            ours.timeline[target] = (float(row[2]) - start_wall, float(row[3]) - start_wall, float(inbox[0]) - start_wall)
     finally:
         for conn in (*conns.values(), origin):
             conn.close()
@@ -419,7 +428,11 @@ def report_ours(ours: Ours) -> None:
     say(f"  from {start} until every item is applied on both targets: {ours.total:.1f} s")
     for target, seconds in ours.per_target.items():
         manifests, per_manifest = ours.manifests.get(target, (0, 0.0))
-        say(f"    {target}: {seconds:.1f} s ({manifests} manifests, {per_manifest:.0f} items each on average)")
+        first_built, last_built, first_in = ours.timeline.get(target, (0.0, 0.0, 0.0))
+        say(
+            f"    {target}: {seconds:.1f} s ({manifests} manifests, {per_manifest:.0f} items each on average; manifests built on ru "
+            f"from {first_built:.1f} s to {last_built:.1f} s, the first one in {target}'s inbox at {first_in:.1f} s)"
+        )
     if ours.wake == "each":
         say(f"    of which after the last publish: {ours.after_last_publish:.1f} s")
     say(f"  every receipt back on ru after {ours.receipts:.1f} s")

@@ -220,12 +220,15 @@ class Seaweed:
             f"-volume.port={p.volume}", f"-volume.port.grpc={p.volume_grpc}", "-volume.max=0",
             "-volume.preStopSeconds=0",
             "-filer", f"-filer.port={p.filer}", f"-filer.port.grpc={p.filer_grpc}",
-            f"-filer.localSocket={self.data_dir}/filer.sock",
             "-s3", f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]  # fmt: skip
+        # SeaweedFS puts its unix sockets in the temporary folder; give it one of its own, not /tmp.
+        sockets = self.data_dir.parent / f"{self.data_dir.name}-tmp"
+        sockets.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "TMPDIR": str(sockets)}
         # SeaweedFS hangs for a long time in its graceful gRPC stop; three seconds, then SIGKILL.
-        return Child("seaweedfs", argv, self.log_path, stop_timeout=3)
+        return Child("seaweedfs", argv, self.log_path, env=env, stop_timeout=3)
 
     def ready(self) -> bool:
         from minio import Minio
