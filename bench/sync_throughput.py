@@ -436,10 +436,9 @@ def report_ours(ours: Ours) -> None:
     if ours.wake == "each":
         say(f"    of which after the last publish: {ours.after_last_publish:.1f} s")
     say(f"  every receipt back on ru after {ours.receipts:.1f} s")
-    say(
-        f"  throughput: {ours.items / ours.total:.0f} items/s to both targets ({2 * ours.items / ours.total:.0f} item deliveries/s), "
-        f"{mib / ours.total:.1f} MiB/s of media per target ({2 * mib / ours.total:.1f} MiB/s moved)"
-    )
+    media_rate = f", {mib / ours.total:.1f} MiB/s of media per target ({2 * mib / ours.total:.1f} MiB/s moved)" if ours.media else ""
+    deliveries = f"{2 * ours.items / ours.total:.0f} item deliveries/s"
+    say(f"  throughput: {ours.items / ours.total:.0f} items/s to both targets ({deliveries}){media_rate}")
     for line in ours.cpu:
         say(f"  {line}")
 
@@ -452,14 +451,13 @@ def report_baselines(ours: Ours, logical: Logical, objects: int, copied: int, s3
         f"  (a) logical replication ru -> kz of {logical.items} content_item + {logical.versions} content_version rows: "
         f"initial copy {logical.initial_copy:.2f} s, streaming {logical.streaming:.2f} s"
     )
-    rate = mib / s3_seconds if s3_seconds else float("nan")
-    say(f"  (b) S3 get/put loop ru -> kz: {objects} objects, {mib:.0f} MiB, {s3_seconds:.2f} s ({rate:.1f} MiB/s)")
-    both = logical.initial_copy + s3_seconds
-    say(f"  ratio ours / (a initial copy + b): {ours.total / both:.1f}x   (goal: within 2x of logical replication)")
-    say(f"  ratio ours / (a streaming + b):    {ours.total / (logical.streaming + s3_seconds):.1f}x")
-    say(f"  ratio ours / a initial copy alone: {ours.total / logical.initial_copy:.1f}x")
-    if s3_seconds:
+    if objects:
+        say(f"  (b) S3 get/put loop ru -> kz: {objects} objects, {mib:.0f} MiB, {s3_seconds:.2f} s ({mib / s3_seconds:.1f} MiB/s)")
+        say(f"  ratio ours / (a initial copy + b): {ours.total / (logical.initial_copy + s3_seconds):.1f}x")
+        say(f"  ratio ours / (a streaming + b):    {ours.total / (logical.streaming + s3_seconds):.1f}x")
         say(f"  ratio ours / b alone:              {ours.total / s3_seconds:.1f}x")
+    say(f"  ratio ours / a initial copy:       {ours.total / logical.initial_copy:.1f}x   (goal: within 2x of logical replication)")
+    say(f"  ratio ours / a streaming:          {ours.total / logical.streaming:.1f}x")
     print_footer()
 
 

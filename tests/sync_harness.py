@@ -158,6 +158,9 @@ def start_nodes(engines: Engines, root: Path, codes: list[str], *, serve: list[s
         for node in nodes.values():
             if node.server is not None:
                 node.server.stop()
+            # Close this node's pooled connections: the session's cluster serves every module's nodes.
+            sync_db(node.settings).dispose()
+            context_for(node.settings).engine.dispose()
 
 
 def write_trust(directory: Path, nodes: dict[str, Node], *, threshold: int = 2) -> None:

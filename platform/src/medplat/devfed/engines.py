@@ -129,7 +129,8 @@ class Postgres:
             "max_connections=200", "shared_buffers=64MB", "logging_collector=off",
         ]  # fmt: skip
         if not self.durable:
-            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+            # Test clusters: many nodes' pools share one cluster, and nothing needs to survive a crash.
+            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=400"]
         argv = [postgres_bin("postgres"), "-D", str(self.data_dir)]
         for setting in settings:
             argv += ["-c", setting]

@@ -1,0 +1,31 @@
+# MedFed ru node, staging. Every zone and endpoint below is checked by modules/region-policy
+# (at plan time) and by tests/infra (offline, in `make test`).
+module "node" {
+  source = "../../modules/node-yandex"
+
+  country                = "ru"
+  environment            = "staging"
+  region                 = "ru-central1"
+  zones                  = ["ru-central1-a", "ru-central1-b"]
+  backup_zones           = ["ru-central1-b"]
+  api_endpoint           = "api.cloud.yandex.net:443"
+  storage_endpoint       = "https://storage.yandexcloud.net"
+  dns_zone               = "ru-staging.medfed.ru."
+  app_host               = "ru-staging.medfed.ru"
+  state_backend_endpoint = "https://storage.yandexcloud.net"
+  log_sink_host          = "logs.medfed.ru"
+  worker_count           = 1
+
+  image_id       = var.image_id
+  ssh_public_key = var.ssh_public_key
+  admin_cidrs    = var.admin_cidrs
+}
+
+output "node" {
+  description = "What the Ansible inventory of ru-staging needs."
+  value = {
+    country     = module.node.country
+    app_ip      = module.node.app_public_ip
+    private_ips = module.node.private_ips
+  }
+}
