@@ -29,7 +29,9 @@ from sqlalchemy.orm import Session
 
 from medplat.logs import configure_logging
 from medsync.context import SyncContext, context_for
-from medsync.reconcile import _ACTUAL, _EXPECTED, ReconcileResult, digest, reconcile
+
+# The module's own queries, to time (and explain) each side's digest exactly as reconcile() runs it.
+from medsync.reconcile import _ACTUAL, _EXPECTED, ReconcileResult, _digest_sql, digest, reconcile
 from medsync.transport import mint_token
 
 ITEMS_ON_RU = """
@@ -98,10 +100,11 @@ class Counter:
         self.requests += 1
 
 
-def break_one_row(kz: NodeHandle, number: int) -> str:
+def break_one_row(kz: NodeHandle, number: int, items: int) -> str:
+    """Set one received item's version back to 0 on kz (a different item each run); returns its id."""
     with kz.connect() as conn:
         row = conn.execute(
-            "SELECT id FROM shared.content_item WHERE origin_region = 'ru' ORDER BY id OFFSET %s LIMIT 1", (number * 7919,)
+            "SELECT id FROM shared.content_item WHERE origin_region = 'ru' ORDER BY id OFFSET %s LIMIT 1", ((number * 7919) % items,)
         ).fetchone()
         assert row is not None
         conn.execute("UPDATE shared.content_item SET version = 0 WHERE id = %s", (row[0],))
@@ -109,6 +112,7 @@ def break_one_row(kz: NodeHandle, number: int) -> str:
 
 
 def undo(ru: NodeHandle, kz: NodeHandle, item_id: str) -> None:
+    """Put the item back on kz and drop the outbox row reconcile() queued for it (no worker was woken for it)."""
     with kz.connect() as conn:
         conn.execute("UPDATE shared.content_item SET version = 1 WHERE id = %s", (uuid.UUID(item_id),))
     with ru.connect() as conn:
@@ -116,14 +120,10 @@ def undo(ru: NodeHandle, kz: NodeHandle, item_id: str) -> None:
 
 
 def explain(ctx: SyncContext, kz_ctx: SyncContext) -> None:
-    from medsync.reconcile import _digest_sql
-
-    for name, engine, source in (("ru, expected", ctx.engine, _EXPECTED), ("kz, actual", kz_ctx.engine, _ACTUAL)):
+    sides = (("ru (what ru expects kz to hold)", ctx.engine, _EXPECTED, "kz"), ("kz (what kz holds from ru)", kz_ctx.engine, _ACTUAL, "ru"))
+    for name, engine, source, peer in sides:
         with Session(engine) as session:
-            plan = session.execute(
-                text(f"EXPLAIN (ANALYZE, COSTS OFF) {_digest_sql(source, by_bucket=False)}"),
-                {"peer": "kz" if name.startswith("ru") else "ru"},
-            )
+            plan = session.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {_digest_sql(source, by_bucket=False)}"), {"peer": peer})
             say(f"\nplan of the digest query on {name}:")
             for (line,) in plan:
                 say(f"  {line}")
@@ -184,7 +184,7 @@ def main() -> None:
             repaired: list[float] = []
             repair_requests: list[int] = []
             for number in range(args.repair_runs):
-                item_id = break_one_row(kz, number)
+                item_id = break_one_row(kz, number, args.items)
                 before = counter.requests
                 started = time.perf_counter()
                 result = reconcile(ctx, "kz", http)

@@ -92,3 +92,13 @@ def test_a_region_file_with_unknown_fields_is_refused(tmp_path: Path) -> None:
     (tmp_path / "ab" / "region.toml").write_text(text.replace('code = "kz"', 'code = "ab"\nflavour = "x"'))
     with pytest.raises(ConfigError, match=r"region.toml: Object contains unknown field `flavour`"):
         load_region("ab", tmp_path)
+
+
+def test_beat_runs_the_sync_sweep_and_anti_entropy(env: dict[str, str]) -> None:
+    from celery import Celery
+
+    from medplat.worker import configure
+
+    app = configure(Celery("t"), settings_from_env(env))
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert {"node.heartbeat", "sync.sweep", "sync.reconcile_all"} <= tasks

@@ -36,6 +36,9 @@ def configure(app: Celery, settings: Settings) -> Celery:
                 "schedule": 10.0,
                 "options": {"expires": 10},
             },
+            # The backstop for wake-ups lost with a broker: the database says what is waiting.
+            "sync-sweep": {"task": "sync.sweep", "schedule": SWEEP_SECONDS, "options": {"expires": SWEEP_SECONDS}},
+            "sync-reconcile": {"task": "sync.reconcile_all", "schedule": 600.0, "options": {"expires": 600}},
         },
     )
     return app

@@ -38,6 +38,7 @@ recorded as a reason ("policy.byline_stripped") on an accepted verdict.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Final, Literal
@@ -122,11 +123,24 @@ class Verdict(msgspec.Struct, frozen=True):
 
 
 def load_policy(code: str, directory: Path | None = None) -> Policy:
-    """Read and check `<directory>/<code>/policy.toml`; raises PolicyError naming the file and the field."""
+    """Read and check `<directory>/<code>/policy.toml`; raises PolicyError naming the file and the field.
+
+    Parsed once per version of the file (its modification time), since every item of every manifest asks.
+    """
     directory = directory or regions_dir()
     if not REGION_CODE.match(code):
         raise PolicyError(f"{code!r} is not a region code", code="policy.invalid")
     path = directory / code / "policy.toml"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise PolicyError(f"{path}: {exc.strerror}", code="policy.invalid") from None
+    return _load_policy(code, path, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_policy(code: str, path: Path, stamp: int) -> Policy:
+    directory = path.parent.parent
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -12,7 +12,7 @@ import structlog
 from medplat.worker import app
 from medsync import inbound, outbound
 from medsync.context import default_context
-from medsync.transport import client
+from medsync.transport import shared_client
 
 _log = structlog.stdlib.get_logger("medsync.tasks")
 # Every failure of these idempotent tasks is retried, with exponential backoff capped at two minutes, forever:
@@ -32,8 +32,8 @@ def deliver(self: object, target: str) -> int:
     """Build manifests for the target's pending outbox rows and send what it has not taken yet."""
     ctx = default_context()
     outbound.build_manifests(ctx, target)
-    with client() as http:
-        result = outbound.send_manifests(ctx, target, http)
+    http = shared_client()
+    result = outbound.send_manifests(ctx, target, http)
     return result.sent
 
 
@@ -41,8 +41,8 @@ def deliver(self: object, target: str) -> int:
 def apply(origin: str) -> int:
     """Decide the origin's received manifests in order, then send the receipts."""
     ctx = default_context()
-    with client() as http:
-        decided = inbound.apply_pending(ctx, origin, http)
+    http = shared_client()
+    decided = inbound.apply_pending(ctx, origin, http)
     if decided:
         send_receipts.apply_async(queue=INBOX_QUEUE)
     return decided
@@ -52,10 +52,10 @@ def apply(origin: str) -> int:
 def send_receipts() -> int:
     ctx = default_context()
     sent = 0
-    with client() as http:
-        for manifest_id in inbound.unsent_receipts(ctx):
-            inbound.send_receipt(ctx, manifest_id, http)
-            sent += 1
+    http = shared_client()
+    for manifest_id in inbound.unsent_receipts(ctx):
+        inbound.send_receipt(ctx, manifest_id, http)
+        sent += 1
     return sent
 
 
@@ -65,8 +65,8 @@ def reconcile(target: str) -> bool:
     from medsync.reconcile import reconcile as compare
 
     ctx = default_context()
-    with client() as http:
-        result = compare(ctx, target, http)
+    http = shared_client()
+    result = compare(ctx, target, http)
     if result.requeued:
         deliver.apply_async(args=[target], queue=delivery_queue(target))
     return result.in_sync
