@@ -83,10 +83,10 @@ def _item_for(session: Session, ctx: SyncContext, row: OutboxRow) -> tuple[manif
     return manifest.upsert_item(str(row.item_id), row.version, verdict.document), reasons
 
 
-def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | None = None) -> int:
-    """Sign manifests for every pending outbox row of `target`; returns how many manifests were built."""
+def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | None = None, limit: int | None = None) -> int:
+    """Sign manifests for the pending outbox rows of `target` (at most `limit`); returns how many were built."""
     built = 0
-    while True:
+    while limit is None or built < limit:
         with Session(ctx.engine) as session, session.begin():
             channel = _channel(session, target)
             rows = list(
@@ -134,6 +134,7 @@ def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | N
             channel.last_hash = digest
             built += 1
             _log.info("manifest.built", target=target, sequence=body.sequence, items=len(items), bytes=len(data))
+    return built
 
 
 def send_manifests(ctx: SyncContext, target: str, http: httpx.Client) -> SendResult:

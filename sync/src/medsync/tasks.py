@@ -31,10 +31,12 @@ INBOX_QUEUE = "inbox"
 def deliver(self: object, target: str) -> int:
     """Build manifests for the target's pending outbox rows and send what it has not taken yet."""
     ctx = default_context()
-    outbound.build_manifests(ctx, target)
     http = shared_client()
-    result = outbound.send_manifests(ctx, target, http)
-    return result.sent
+    sent = outbound.send_manifests(ctx, target, http).sent  # what an earlier run built but could not send
+    # One manifest at a time, sent as soon as it is signed, so a backlog keeps the target busy meanwhile.
+    while outbound.build_manifests(ctx, target, limit=1):
+        sent += outbound.send_manifests(ctx, target, http).sent
+    return sent
 
 
 @app.task(name="sync.apply", **RETRY)  # type: ignore[untyped-decorator]

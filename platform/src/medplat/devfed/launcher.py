@@ -293,7 +293,7 @@ class Federation:
                 ),
                 region,
             )
-            worker = [*cli, "worker", "--concurrency", "1", "--beat"]
+            worker = [*cli, "worker", "--concurrency", "2", "--beat"]
             self.start(
                 Child(
                     "worker",
