@@ -7,6 +7,7 @@ with the sync database role in a worker thread, and answer refusals as problem d
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from medplat.domain.content.models import ContentMedia
 from medsync.context import SyncContext
 from medsync.errors import SyncError
-from medsync.inbound import receive
+from medsync.inbound import UNKNOWN_ORIGIN, receive, refuse
 from medsync.manifest import MAX_MANIFEST_BYTES
 from medsync.models import OutboxRow
 from medsync.outbound import record_receipt
@@ -76,13 +77,21 @@ class FederationController(Controller):
     @post("/inbox", summary="Take a signed manifest into this node's inbox", request_max_body_size=MAX_MANIFEST_BYTES)
     async def inbox(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
         ctx: SyncContext = state.sync
+        token = _token(request)
+        try:
+            # Who is calling is settled before the body is read: an anonymous sender gets nothing stored.
+            await anyio.to_thread.run_sync(_caller, ctx, token)
+        except SyncError as exc:
+            record = functools.partial(refuse, ctx, b"", exc, origin=UNKNOWN_ORIGIN, sequence=None, status=401, authenticated=False)
+            answer = await anyio.to_thread.run_sync(record)
+            return Response(answer.body, status_code=answer.status, media_type="application/problem+json")
         try:
             data = await _read_body(request, MAX_MANIFEST_BYTES)
         except TimeoutError:
             return _problem(408, "transport.timeout", f"the manifest did not arrive within {BODY_DEADLINE:.0f} s")
         except SyncError as exc:
             return _problem(413, exc.code, exc.message)
-        answer = await anyio.to_thread.run_sync(receive, ctx, data, _token(request))
+        answer = await anyio.to_thread.run_sync(receive, ctx, data, token)
         if answer.status == 202 and answer.origin is not None:
             await state.wake_apply(answer.origin)
         media = "application/json" if answer.status < 400 else "application/problem+json"

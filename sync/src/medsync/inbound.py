@@ -56,7 +56,7 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _refuse(
+def refuse(
     ctx: SyncContext, data: bytes, exc: SyncError, *, origin: str, sequence: int | None, status: int, authenticated: bool = True
 ) -> DoorAnswer:
     """Record a refusal at the door and answer with a problem.
@@ -105,7 +105,7 @@ def receive(ctx: SyncContext, data: bytes, token: str | None, *, now: datetime.d
             raise SyncError(f"manifest is addressed to {body.target}, not {ctx.region}", code="manifest.wrong_target")
     except SyncError as exc:
         status = 401 if exc.code.startswith("jwt.") else 400 if exc.code.startswith(("body.", "envelope.", "manifest.")) else 403
-        return _refuse(ctx, data, exc, origin=origin, sequence=sequence, status=status, authenticated=authenticated)
+        return refuse(ctx, data, exc, origin=origin, sequence=sequence, status=status, authenticated=authenticated)
     return _take_in_order(ctx, data, body, digest, now)
 
 
@@ -154,7 +154,7 @@ def _take_in_order(ctx: SyncContext, data: bytes, body: manifest.ManifestBody, d
             return DoorAnswer(202, {"status": "received", "sequence": body.sequence}, body.sequence, origin)
         # Refused: not even the channel's first-contact row may remain.
         session.rollback()
-    answer = _refuse(ctx, data, error, origin=origin, sequence=body.sequence, status=409)
+    answer = refuse(ctx, data, error, origin=origin, sequence=body.sequence, status=409)
     if error.code == "sequence.gap":
         answer.body["expected"] = expected
     return answer
