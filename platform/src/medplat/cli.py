@@ -6,17 +6,14 @@ readable line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from medplat.config import ConfigError, Settings, get_settings
 
-F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CONFIG = 2
 
 
@@ -27,19 +24,6 @@ class OperatorError(Exception):
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"medfed: {message}", err=True)
     sys.exit(code)
-
-
-def operator_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            fail(f"configuration error: {exc}", EXIT_CONFIG)
-        except OperatorError as exc:
-            fail(str(exc))
-
-    return wrapper  # type: ignore[return-value]
 
 
 def checked_settings() -> Settings:
@@ -85,7 +69,6 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
-@operator_errors
 def serve(host: str, port: int, workers: int) -> None:
     """Run the node's HTTP server (configuration from MEDFED_* variables)."""
     settings = checked_settings()
@@ -112,7 +95,6 @@ def serve(host: str, port: int, workers: int) -> None:
     default=False,
     help="also run the periodic scheduler in this worker",
 )
-@operator_errors
 def worker(concurrency: int, queues: str, beat: bool) -> None:
     """Run a Celery worker of this node."""
     settings = checked_settings()
@@ -141,7 +123,6 @@ def worker(concurrency: int, queues: str, beat: bool) -> None:
 
 @main.command()
 @click.option("--schedule", default="celerybeat-schedule", show_default=True, type=click.Path(path_type=Path))
-@operator_errors
 def beat(schedule: Path) -> None:
     """Run the node's periodic scheduler (exactly one per node)."""
     settings = checked_settings()
@@ -159,7 +140,6 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
-@operator_errors
 def db_upgrade(revision: str) -> None:
     """Bring the node's database schema up to date."""
     settings = checked_settings()
@@ -172,7 +152,6 @@ def db_upgrade(revision: str) -> None:
 
 
 @db.command("current")
-@operator_errors
 def db_current() -> None:
     """Print the schema revision the database is at."""
     settings = checked_settings()
@@ -187,7 +166,6 @@ def storage() -> None:
 
 
 @storage.command("init")
-@operator_errors
 def storage_init() -> None:
     """Create the node's personal and shared buckets if they are missing."""
     settings = get_settings()
@@ -218,7 +196,6 @@ def storage_init() -> None:
     default="",
     help="comma-separated region codes (default: every region in regions/)",
 )
-@operator_errors
 def up(fresh: bool, state_dir: Path, base_port: int, regions: str) -> None:
     """Run the local federation: ru, kz and uz, each with its own PostgreSQL, object store, broker, node and worker."""
     from medplat.devfed.launcher import Federation, LauncherError

@@ -172,10 +172,6 @@ class Decision:
     reasons: list[ReceiptReason] = field(default_factory=list)
 
 
-class ApplyInterrupted(Exception):
-    """Raised by the test hook to simulate a crash at a chosen point of apply."""
-
-
 CRASH_POINTS: dict[str, object] = {}
 """Test hook: a point name mapped to a callable run there (e.g. one that kills the process)."""
 

@@ -21,7 +21,6 @@ from medsync.items import Blob, ItemId, RegionCode, Sha256Hex, SharedDocument, S
 
 SPEC: Final = "medfed-manifest/1"
 PAYLOAD_TYPE = "application/vnd.medfed.manifest+json"
-RECEIPT_TYPE = "application/vnd.medfed.receipt+json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 """Refused before parsing: an envelope bigger than this never reaches the JSON parser."""
 LIFETIME = datetime.timedelta(days=7)
