@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import statistics
 import sys
 import tempfile
@@ -71,6 +72,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def local_federation(label: str = "bench") -> Iterator[dict[str, NodeHandle]]:
     """Start `medfed up --fresh` in a temporary folder; yield the nodes by region; stop everything on exit."""
+    # A benchmark stopped with SIGTERM unwinds like one stopped with Ctrl-C, so the federation stops too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with tempfile.TemporaryDirectory(prefix=f"medfed-{label}-") as tmp:
         state = Path(tmp) / ".medfed"
         base = free_port_block(PORTS_PER_REGION * 3, step=PORTS_PER_REGION)

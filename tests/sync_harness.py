@@ -133,6 +133,7 @@ def start_nodes(engines: Engines, root: Path, codes: list[str], *, serve: list[s
         for bucket in (settings.personal_bucket, settings.shared_bucket):
             store.ensure_bucket(bucket)
         nodes[code] = Node(code, env, settings, urls[code], None)
+        nodes[code].empty()  # the buckets are the session's object store's: start from nothing
     write_trust(trust_dir, nodes)
     try:
         for code in serve:

@@ -27,6 +27,7 @@ def test_put_get_stat_list_delete_round_trip(settings: Settings) -> None:
     store.delete(settings.shared_bucket, f"{prefix}/a.txt")
     assert store.stat(settings.shared_bucket, f"{prefix}/a.txt") is None
     assert [o.key for o in store.list(settings.shared_bucket, prefix)] == [f"{prefix}/b.bin"]
+    store.delete(settings.shared_bucket, f"{prefix}/b.bin")  # the buckets are the session's: leave them as found
 
 
 def test_personal_and_shared_buckets_are_separate(settings: Settings) -> None:
@@ -35,6 +36,7 @@ def test_personal_and_shared_buckets_are_separate(settings: Settings) -> None:
     store.put(settings.personal_bucket, key, b"%PDF-1.7", 8, "application/pdf")
     assert store.stat(settings.personal_bucket, key) is not None
     assert store.stat(settings.shared_bucket, key) is None
+    store.delete(settings.personal_bucket, key)
 
 
 def test_unsafe_keys_never_reach_the_store(settings: Settings) -> None:

@@ -207,6 +207,39 @@ def status(region: str, as_json: bool) -> None:
             click.echo(f"{ch['origin']}>{code}: received #{ch['received_sequence']}, applied #{ch['applied_sequence']}")
 
 
+@sync_group.command("allow-reset")
+@click.option("--region", required=True, help="this node, the channel's target")
+@click.option("--origin", required=True, help="the node whose channel to this one may be re-based")
+@click.option("--revert-from", type=click.IntRange(min=1), default=None, help="remove the items applied from this sequence on")
+def allow_reset(region: str, origin: str, revert_from: int | None) -> None:
+    """Permit ORIGIN to re-base its channel to this node (24 hours); see docs/sync-protocol.md, section 11."""
+    from medsync.context import context_for
+    from medsync.reset import allow
+
+    until = allow(context_for(use_region(region)), origin, revert_from=revert_from)
+    reverting = f"; items applied from #{revert_from} on will be removed" if revert_from else ""
+    click.echo(f"{origin}>{region} may be reset until {until:%Y-%m-%d %H:%M} UTC{reverting}")
+
+
+@sync_group.command("reset")
+@click.option("--region", required=True, help="this node, the channel's origin")
+@click.option("--target", required=True)
+@click.option("--reason", required=True, type=click.Choice(["equivocation", "compromise", "restore"]))
+def reset_channel(region: str, target: str, reason: str) -> None:
+    """Re-base this node's channel to TARGET (TARGET's operators must allow it first)."""
+    from typing import cast
+
+    from medsync import reset
+    from medsync.context import context_for
+    from medsync.transport import client
+
+    ctx = context_for(use_region(region))
+    with client() as http:
+        sequence = reset.start(ctx, target, http, reason=cast("reset.Reason", reason))
+        reset.send_pending(ctx, target, http)
+    click.echo(f"{region}>{target} continues at #{sequence}; anti-entropy sends again whatever {target} lacks")
+
+
 @click.group()
 def token() -> None:
     """Staff tokens for the node's API."""

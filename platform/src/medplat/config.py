@@ -51,6 +51,11 @@ def regions_dir() -> Path:
     """Where the regions' data lives: $MEDFED_REGIONS_DIR, the copy inside the wheel, or the source tree."""
     if explicit := os.environ.get(f"{ENV_PREFIX}REGIONS_DIR"):
         return Path(explicit)
+    return _installed_regions_dir()
+
+
+@functools.cache
+def _installed_regions_dir() -> Path:
     packaged = Path(__file__).parent / "regions_data"
     if packaged.is_dir():
         return packaged

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medplat.domain.content.models import ContentMedia
+from medsync import reset
 from medsync.context import SyncContext
 from medsync.errors import SyncError
 from medsync.inbound import UNKNOWN_ORIGIN, receive, refuse
@@ -30,6 +31,7 @@ from medsync.models import OutboxRow
 from medsync.outbound import record_receipt
 from medsync.receipts import MAX_RECEIPT_BYTES, verify_receipt
 from medsync.reconcile import target_view
+from medsync.reset import MAX_RESET_BYTES
 from medsync.transport import caller_of, verify_token
 
 BODY_DEADLINE = float(os.environ.get("MEDFED_BODY_DEADLINE", "30"))
@@ -37,6 +39,17 @@ BODY_DEADLINE = float(os.environ.get("MEDFED_BODY_DEADLINE", "30"))
 
 FEDERATION = "federation"
 """Routes marked `opt={"access": FEDERATION}` are for nodes only: they check the caller's JWT themselves."""
+
+
+_FORBIDDEN_RESETS = frozenset({"reset.not_permitted", "signature.untrusted", "signature.missing", "signature.threshold"})
+
+
+def _reset_status(code: str) -> int:
+    if code.startswith("jwt."):
+        return 401
+    if code in _FORBIDDEN_RESETS:
+        return 403
+    return 409 if code == "reset.behind" else 400
 
 
 def _problem(status: int, code: str, detail: str) -> Response[dict[str, Any]]:
@@ -132,6 +145,30 @@ class FederationController(Controller):
         wanted = [b for b in (buckets or "").split(",") if len(b) == 2 and all(c in "0123456789abcdef" for c in b)]
         view = await anyio.to_thread.run_sync(lambda: target_view(ctx, origin, buckets=wanted or None, detail=detail == "buckets"))
         return Response(view, status_code=200)
+
+    @get("/channel", summary="This node's end of the caller's channel: what it took and applied, for re-signing and resets")
+    async def channel(self, request: Request[Any, Any, Any], state: State, origin: FromQuery[str]) -> Response[Any]:
+        ctx: SyncContext = state.sync
+        try:
+            caller = await anyio.to_thread.run_sync(_caller, ctx, _token(request))
+        except SyncError as exc:
+            return _problem(401, exc.code, exc.message)
+        if caller != origin:
+            return _problem(403, "reconcile.not_your_channel", "a node may only see its own channel")
+        return Response(await anyio.to_thread.run_sync(reset.channel_view, ctx, origin), status_code=200)
+
+    @post("/reset", summary="A signed reset statement: the caller re-bases its channel to this node", request_max_body_size=MAX_RESET_BYTES)
+    async def reset_channel(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
+        ctx: SyncContext = state.sync
+        try:
+            origin = await anyio.to_thread.run_sync(_caller, ctx, _token(request))
+            data = await _read_body(request, MAX_RESET_BYTES)
+            answer = await anyio.to_thread.run_sync(lambda: reset.accept(ctx, origin, data))
+        except TimeoutError:
+            return _problem(408, "transport.timeout", "the statement did not arrive in time")
+        except SyncError as exc:
+            return _problem(_reset_status(exc.code), exc.code, exc.message)
+        return Response(answer, status_code=200)
 
     @get("/blobs/{item_id:uuid}/{sha256:str}", summary="A blob of an item this node sent to the caller")
     async def blob(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,10 +27,10 @@ from sqlalchemy.orm import Session
 
 from medplat.domain.content.models import ContentItem, ContentMedia, ContentVersion
 from medsync import manifest
-from medsync.canonical import canonical_bytes, sha256_hex
+from medsync.canonical import sha256_hex
 from medsync.context import SyncContext
 from medsync.errors import SyncError
-from medsync.items import SharedDocument, to_builtins
+from medsync.items import Blob, SharedDocument, canonical_document, to_builtins
 from medsync.models import ChannelIn, ManifestIn, Verdict
 from medsync.policy import evaluate_inbound, load_policy
 from medsync.receipts import SPEC as RECEIPT_SPEC
@@ -232,7 +233,7 @@ def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: d
     for item in body.items:
         reasons: list[ReceiptReason] = []
         if item.document is not None:
-            size = len(canonical_bytes(to_builtins(item.document)))
+            size = len(canonical_document(item.document))
             verdict = evaluate_inbound(policy, item.document, origin=origin, target=ctx.region, document_bytes=size)
             reasons = [ReceiptReason(r.code, r.message) for r in verdict.reasons]
             if verdict.document is not None:
@@ -259,7 +260,7 @@ def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: d
             _checkpoint("after_blobs")
         _commit(ctx, manifest_id, body, digest, decision, now=now)
     except SyncError as exc:
-        _discard(ctx, written)
+        discard(ctx, written)
         if exc.code in TRANSIENT:
             raise  # not a verdict on the manifest: the worker retries later, the manifest stays received
         decision = Decision(
@@ -268,7 +269,7 @@ def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: d
         decision.reasons.append(ReceiptReason(exc.code, exc.message))
         _commit(ctx, manifest_id, body, digest, decision, now=now)
     except BaseException:
-        _discard(ctx, written)
+        discard(ctx, written)
         raise
 
 
@@ -277,40 +278,64 @@ def _blob_key(origin: str, sha256: str) -> str:
     return f"received/{origin}/{sha256}"
 
 
+BLOB_FETCHES = 4
+"""Blobs of one manifest fetched at once: the origin streams from its store and we write into ours, so a
+few in flight hide each side's latency without starving the other nodes' traffic."""
+
+
 def _fetch_blobs(ctx: SyncContext, body: manifest.ManifestBody, http: httpx.Client) -> list[str]:
-    """Fetch, verify and store every blob of the manifest; returns the keys this call created."""
+    """Fetch, verify and store every blob of the manifest; returns the keys this call created.
+
+    All or nothing: on the first failure the fetches not started are cancelled, the running ones finish,
+    and every object this call wrote is deleted again.
+    """
+    wanted: dict[str, tuple[str, Blob]] = {}
+    for item in body.items:
+        for blob in item.blobs:
+            wanted.setdefault(blob.sha256, (item.id, blob))
     created: list[str] = []
     base = ctx.url_of(body.origin)
+
+    def fetch(item_id: str, blob: Blob) -> None:
+        key = _blob_key(body.origin, blob.sha256)
+        if ctx.store.stat(ctx.shared_bucket, key) is not None:
+            return
+        with spool() as buffer:
+            token = mint_token(ctx.region, body.origin, ctx.key)
+            url = f"{base}/federation/v1/blobs/{item_id}/{blob.sha256}"
+            try:
+                fetch_blob(http, url, token, sha256=blob.sha256, length=blob.length, into=buffer)
+            except httpx.HTTPError as exc:
+                raise SyncError(f"blob fetch failed: {type(exc).__name__}", code="blob.unavailable") from None
+            buffer.seek(0)
+            ctx.store.put(ctx.shared_bucket, key, buffer, blob.length, blob.media_type)
+            created.append(key)
+
+    if not wanted:
+        return created
+    pool = ThreadPoolExecutor(max_workers=min(BLOB_FETCHES, len(wanted)), thread_name_prefix="blob-fetch")
     try:
-        for item in body.items:
-            for blob in item.blobs:
-                key = _blob_key(body.origin, blob.sha256)
-                if ctx.store.stat(ctx.shared_bucket, key) is not None:
-                    continue
-                with spool() as buffer:
-                    token = mint_token(ctx.region, body.origin, ctx.key)
-                    url = f"{base}/federation/v1/blobs/{item.id}/{blob.sha256}"
-                    try:
-                        fetch_blob(http, url, token, sha256=blob.sha256, length=blob.length, into=buffer)
-                    except httpx.HTTPError as exc:
-                        raise SyncError(f"blob fetch failed: {type(exc).__name__}", code="blob.unavailable") from None
-                    buffer.seek(0)
-                    ctx.store.put(ctx.shared_bucket, key, buffer, blob.length, blob.media_type)
-                    created.append(key)
+        futures = [pool.submit(fetch, item_id, blob) for item_id, blob in wanted.values()]
+        for future in as_completed(futures):
+            future.result()
     except SyncError:
-        _discard(ctx, created)
+        pool.shutdown(wait=True, cancel_futures=True)
+        discard(ctx, created)
         raise
     except Exception as exc:
         # This node's own object store failed (down, full, timing out): retried later, not a verdict.
-        _discard(ctx, created)
+        pool.shutdown(wait=True, cancel_futures=True)
+        discard(ctx, created)
         raise SyncError(f"this node's object store failed: {type(exc).__name__}", code="store.unavailable") from exc
     except BaseException:
-        _discard(ctx, created)
+        pool.shutdown(wait=True, cancel_futures=True)
+        discard(ctx, created)
         raise
+    pool.shutdown(wait=True)
     return created
 
 
-def _discard(ctx: SyncContext, keys: list[str]) -> None:
+def discard(ctx: SyncContext, keys: list[str]) -> None:
     """Delete blobs this apply wrote, unless a committed row refers to them (another worker won the race)."""
     if not keys:
         return
@@ -337,18 +362,26 @@ def _commit(
         if row.status != "received" or channel.applied_sequence + 1 != body.sequence:
             return  # decided already by another worker
         if decision.status == "applied":
+            state = _Touched.load(session, body)
             for index, item in enumerate(body.items):
-                outcome = _apply_item(session, body.origin, item, decision.documents.get((item.id, item.version)), retracted)
+                outcome = _apply_item(session, body.origin, item, decision.documents.get((item.id, item.version)), state)
                 if outcome is not None:
                     decision.items[index] = ReceiptItem(item.id, item.version, "skipped", (outcome,))
                 _checkpoint("mid_apply")
-        for receipt_item in decision.items:
-            session.add(
-                Verdict(
-                    item_id=uuid.UUID(receipt_item.id), version=receipt_item.version, origin=body.origin, target=ctx.region, stage="apply",
-                    accepted=receipt_item.status != "refused", reasons=[msgspec.to_builtins(r) for r in receipt_item.reasons],
-                )
-            )  # fmt: skip
+            session.flush()  # the items first: versions and media refer to them
+            if state.versions:
+                session.execute(insert(ContentVersion), state.versions)  # one statement for the manifest
+            session.add_all(state.new_media)
+            retracted.extend(state.retracted)
+        verdicts = [
+            {
+                "item_id": uuid.UUID(receipt_item.id), "version": receipt_item.version, "origin": body.origin, "target": ctx.region,
+                "stage": "apply", "accepted": receipt_item.status != "refused",
+                "reasons": [msgspec.to_builtins(r) for r in receipt_item.reasons], "created_at": now,
+            }
+            for receipt_item in decision.items
+        ]  # fmt: skip
+        session.execute(insert(Verdict), verdicts)
         receipt = Receipt(
             spec=RECEIPT_SPEC, origin=body.origin, target=ctx.region, sequence=body.sequence, manifest_hash=digest,
             status=decision.status, decided_at=manifest.timestamp(now), items=tuple(decision.items), reasons=tuple(decision.reasons),
@@ -360,8 +393,46 @@ def _commit(
         channel.applied_sequence = body.sequence
         _checkpoint("before_commit")
     for key in retracted:
-        _discard(ctx, [key])
+        discard(ctx, [key])
     _log.info("manifest.decided", origin=body.origin, sequence=body.sequence, status=decision.status, items=len(body.items))
+
+
+@dataclass
+class _Touched:
+    """The rows a manifest's items touch: locked and read in two queries, then kept current as the items of
+    the manifest are applied one after the other (an item may come twice, in two versions)."""
+
+    items: dict[uuid.UUID, ContentItem]
+    media: dict[uuid.UUID, list[ContentMedia]]
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    new_media: list[ContentMedia] = field(default_factory=list)
+    """Versions and media to insert once the items they refer to are flushed."""
+    retracted: list[str] = field(default_factory=list)
+    """Object keys no row refers to any more, deleted from the store after the commit."""
+
+    @classmethod
+    def load(cls, session: Session, body: manifest.ManifestBody) -> _Touched:
+        ids = sorted({uuid.UUID(item.id) for item in body.items})
+        locked = select(ContentItem).where(ContentItem.id.in_(ids)).order_by(ContentItem.id).with_for_update()
+        media: dict[uuid.UUID, list[ContentMedia]] = {item_id: [] for item_id in ids}
+        for row in session.scalars(select(ContentMedia).where(ContentMedia.item_id.in_(ids))):
+            media[row.item_id].append(row)
+        return cls({item.id: item for item in session.scalars(locked)}, media)
+
+    def drop_media(self, session: Session, item_id: uuid.UUID, keep: set[str]) -> None:
+        """Remove the item's media whose sha256 is not in `keep`; their objects go unless shared."""
+        kept: list[ContentMedia] = []
+        for media in self.media[item_id]:
+            if media.sha256 in keep:
+                kept.append(media)
+                continue
+            if media in self.new_media:
+                self.new_media.remove(media)
+                continue
+            if not _referenced_elsewhere(session, media):
+                self.retracted.append(media.key)
+            session.delete(media)
+        self.media[item_id] = kept
 
 
 def _referenced_elsewhere(session: Session, media: ContentMedia) -> bool:
@@ -371,11 +442,11 @@ def _referenced_elsewhere(session: Session, media: ContentMedia) -> bool:
 
 
 def _apply_item(
-    session: Session, origin: str, item: manifest.ManifestItem, document: SharedDocument | None, retracted: list[str]
+    session: Session, origin: str, item: manifest.ManifestItem, document: SharedDocument | None, state: _Touched
 ) -> ReceiptReason | None:
     """Apply one item; returns a reason when it was skipped (an older version, or a tombstoned item)."""
     item_id = uuid.UUID(item.id)
-    current = session.get(ContentItem, item_id, with_for_update=True)
+    current = state.items.get(item_id)
     if current is not None and current.origin_region != origin:
         return ReceiptReason("item.foreign", f"item {item.id} originates on {current.origin_region}, not {origin}")
     if current is not None and current.status == "retracted" and item.version <= current.version:
@@ -385,51 +456,46 @@ def _apply_item(
         return ReceiptReason("item.superseded", f"version {item.version} is not newer than {current.version}")
     if current is not None and item.op == "tombstone" and item.version < current.version:
         return ReceiptReason("item.superseded", f"tombstone of version {item.version} is older than version {current.version}")
+    if current is None:
+        current = ContentItem(id=item_id, origin_region=origin, kind="article", title="", category=item.category)
+        session.add(current)
+        state.items[item_id] = current
     if item.op == "tombstone":
-        if current is None:
-            current = ContentItem(id=item_id, origin_region=origin, kind="article", title="", category=item.category, status="retracted")
-            session.add(current)
         current.status, current.version, current.draft = "retracted", item.version, None
-        for media in session.scalars(select(ContentMedia).where(ContentMedia.item_id == item_id)):
-            if not _referenced_elsewhere(session, media):
-                retracted.append(media.key)
-            session.delete(media)
-        session.add(
-            ContentVersion(
-                item_id=item_id, version=item.version, op="tombstone", document=None, content_hash=item.content_hash, created_at=_now()
-            )
+        state.drop_media(session, item_id, keep=set())
+        state.versions.append(
+            {
+                "item_id": item_id,
+                "version": item.version,
+                "op": "tombstone",
+                "document": None,
+                "content_hash": item.content_hash,
+                "created_at": _now(),
+            }
         )
         return None
     assert document is not None
-    if current is None:
-        current = ContentItem(id=item_id, origin_region=origin)
-        session.add(current)
     current.kind, current.category, current.title = document.kind, document.category, document.texts[0].title
     current.specializations, current.languages = list(document.specializations), list(document.languages)
     current.origin_only, current.status, current.version, current.draft, current.targets = False, "published", item.version, None, []
-    session.flush()
-    session.add(
-        ContentVersion(
-            item_id=item_id,
-            version=item.version,
-            op="upsert",
-            document=to_builtins(document),
-            content_hash=manifest.document_hash(document),
-            created_at=_now(),
-        )
+    state.versions.append(
+        {
+            "item_id": item_id,
+            "version": item.version,
+            "op": "upsert",
+            "document": to_builtins(document),
+            "content_hash": manifest.document_hash(document),
+            "created_at": _now(),
+        }
     )
     wanted = {b.sha256: b for b in document.blobs}
-    for media in session.scalars(select(ContentMedia).where(ContentMedia.item_id == item_id)):
-        if media.sha256 not in wanted:
-            if not _referenced_elsewhere(session, media):
-                retracted.append(media.key)
-            session.delete(media)
-    have = set(session.scalars(select(ContentMedia.sha256).where(ContentMedia.item_id == item_id)))
+    state.drop_media(session, item_id, keep=set(wanted))
+    have = {media.sha256 for media in state.media[item_id]}
     for sha, blob in wanted.items():
         if sha not in have:
-            session.add(
-                ContentMedia(item_id=item_id, key=_blob_key(origin, sha), sha256=sha, length=blob.length, media_type=blob.media_type)
-            )
+            media = ContentMedia(item_id=item_id, key=_blob_key(origin, sha), sha256=sha, length=blob.length, media_type=blob.media_type)
+            state.media[item_id].append(media)
+            state.new_media.append(media)
     return None
 
 

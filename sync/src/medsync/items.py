@@ -7,9 +7,12 @@ author's consent to cross-border transfer is on record.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
 import msgspec
+
+from medsync.canonical import canonical_bytes
 
 RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}$")]
 Language = Literal["ru", "kk", "uz", "en"]
@@ -73,6 +76,13 @@ class SharedDocument(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 def to_builtins(document: SharedDocument) -> dict[str, object]:
     """Plain JSON-ready data (for canonical serialisation and hashing)."""
     return msgspec.to_builtins(document)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=128)
+def canonical_document(document: SharedDocument) -> bytes:
+    """The RFC 8785 bytes of a document. Every item is asked for them several times (its size for the
+    policy, its hash for the manifest, again on apply), and documents are frozen, so the latest are kept."""
+    return canonical_bytes(to_builtins(document))
 
 
 def from_builtins(data: object) -> SharedDocument:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from medsync.canonical import canonical_bytes, parse_canonical, sha256_hex
 from medsync.envelope import Envelope, sign, verify
 from medsync.errors import SyncError
-from medsync.items import Blob, ItemId, RegionCode, Sha256Hex, SharedDocument, Slug, to_builtins
+from medsync.items import Blob, ItemId, RegionCode, Sha256Hex, SharedDocument, Slug, canonical_document
 
 SPEC: Final = "medfed-manifest/1"
 PAYLOAD_TYPE = "application/vnd.medfed.manifest+json"
@@ -65,7 +65,7 @@ def parse_timestamp(value: str) -> datetime.datetime:
 
 
 def document_hash(document: SharedDocument) -> str:
-    return sha256_hex(canonical_bytes(to_builtins(document)))
+    return sha256_hex(canonical_document(document))
 
 
 def upsert_item(item_id: str, version: int, document: SharedDocument) -> ManifestItem:

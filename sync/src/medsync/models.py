@@ -61,6 +61,8 @@ class ChannelOut(Base):
     acked_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     """The highest sequence the target has answered with a receipt (applied or rejected)."""
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    reset_envelope: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """A signed reset statement the target has not confirmed yet: posted before any manifest (medsync.reset)."""
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now, onupdate=_now)
 
 
@@ -80,7 +82,8 @@ class ManifestOut(Base):
     items: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="built")
-    """built, delivered (the target took it into its inbox), applied, rejected."""
+    """built, delivered (the target took it into its inbox), applied, rejected; abandoned (by a channel reset,
+    its items went back to the outbox)."""
     receipt: Mapped[dict[str, object] | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
     answered_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
@@ -100,6 +103,10 @@ class ChannelIn(Base):
     received_hash: Mapped[str] = mapped_column(String(64), default="")
     applied_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     """The highest sequence decided (applied or rejected) by the apply worker."""
+    reset_allowed_until: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    """Set by this node's ops (`medfed sync reset allow`): until then the origin may re-base the channel."""
+    reset_revert_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """With the permit: items applied from this sequence on are removed when the reset lands."""
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now, onupdate=_now)
 
 
@@ -122,7 +129,9 @@ class ManifestIn(Base):
     """True when this manifest took its place in the channel (authentic, in order)."""
     envelope: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
-    """refused (at the door), received (waiting to apply), applied, rejected (authentic but refused)."""
+    """refused (at the door), received (waiting to apply), applied, rejected (authentic but refused); abandoned
+    (received, then dropped by a channel reset), reverted (applied, then undone by a channel reset); reset (the
+    row of an accepted reset statement, kept as evidence)."""
     reasons: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     items: Mapped[int] = mapped_column(Integer, default=0)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -10,16 +10,19 @@ origin resend from there. Nothing is ever dropped: a failure leaves the rows whe
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import msgspec
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from medplat.domain.content.models import ContentItem, ContentVersion
-from medsync import manifest
+from medsync import manifest, reset
 from medsync.context import SyncContext
 from medsync.errors import SyncError
 from medsync.items import from_builtins
@@ -55,28 +58,52 @@ def _channel(session: Session, target: str) -> ChannelOut:
     return channel
 
 
-def _item_for(session: Session, ctx: SyncContext, row: OutboxRow) -> tuple[manifest.ManifestItem | None, list[dict[str, str]]]:
+@dataclass(frozen=True)
+class _Sources:
+    """What the rows of one manifest are built from, read in two queries instead of two per row."""
+
+    items: dict[uuid.UUID, ContentItem]
+    versions: dict[tuple[uuid.UUID, int], ContentVersion]
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    """The send-stage verdicts, written in one statement."""
+
+    @classmethod
+    def load(cls, session: Session, rows: list[OutboxRow]) -> _Sources:
+        ids = {row.item_id for row in rows}
+        items = {item.id: item for item in session.scalars(select(ContentItem).where(ContentItem.id.in_(ids)))}
+        wanted = {(row.item_id, row.version) for row in rows if row.op != "tombstone"}
+        versions: dict[tuple[uuid.UUID, int], ContentVersion] = {}
+        if wanted:
+            query = select(ContentVersion).where(tuple_(ContentVersion.item_id, ContentVersion.version).in_(list(wanted)))
+            versions = {(v.item_id, v.version): v for v in session.scalars(query)}
+        return cls(items, versions)
+
+
+def _item_for(
+    session: Session, ctx: SyncContext, row: OutboxRow, sources: _Sources
+) -> tuple[manifest.ManifestItem | None, list[dict[str, str]]]:
     """The manifest item for an outbox row, or the reasons it may not leave (any more)."""
-    version = session.scalar(select(ContentVersion).where(ContentVersion.item_id == row.item_id, ContentVersion.version == row.version))
-    item = session.get(ContentItem, row.item_id)
+    item = sources.items.get(row.item_id)
     if item is None or item.origin_region != ctx.region:
         return None, [{"code": "outbox.not_origin", "message": "only the origin sends an item"}]
     if row.op == "tombstone":
         return manifest.tombstone_item(str(row.item_id), row.version, item.category), []
+    version = sources.versions.get((row.item_id, row.version))
     if version is None or version.document is None:
         return None, [{"code": "outbox.version_missing", "message": f"version {row.version} has no document"}]
     verdict = preview(from_builtins(version.document), origin=ctx.region, targets=[row.target])[row.target]
     reasons = [{"code": r.code, "message": r.message} for r in verdict.reasons]
-    session.add(
-        Verdict(
-            item_id=row.item_id,
-            version=row.version,
-            origin=ctx.region,
-            target=row.target,
-            stage="send",
-            accepted=verdict.accepted,
-            reasons=reasons,
-        )
+    sources.verdicts.append(
+        {
+            "item_id": row.item_id,
+            "version": row.version,
+            "origin": ctx.region,
+            "target": row.target,
+            "stage": "send",
+            "accepted": verdict.accepted,
+            "reasons": reasons,
+            "created_at": datetime.datetime.now(datetime.UTC),
+        }
     )
     if not verdict.accepted or verdict.document is None:
         return None, reasons
@@ -102,13 +129,16 @@ def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | N
                 return built
             items: list[manifest.ManifestItem] = []
             carried: list[OutboxRow] = []
+            sources = _Sources.load(session, rows)
             for row in rows:
-                item, reasons = _item_for(session, ctx, row)
+                item, reasons = _item_for(session, ctx, row, sources)
                 if item is None:
                     row.status, row.reasons = "rejected", reasons
                     continue
                 items.append(item)
                 carried.append(row)
+            if sources.verdicts:
+                session.execute(insert(Verdict), sources.verdicts)
             if not items:
                 continue
             envelope, body, digest = manifest.build(
@@ -142,6 +172,8 @@ def send_manifests(ctx: SyncContext, target: str, http: httpx.Client) -> SendRes
     url = f"{ctx.url_of(target)}/federation/v1/inbox"
     sent = 0
     resent_from: int | None = None
+    resigned = False
+    _guarded(ctx, target, lambda: reset.send_pending(ctx, target, http))  # a reset goes before any manifest
     while True:
         with Session(ctx.engine) as session:
             pending = session.scalar(
@@ -153,6 +185,13 @@ def send_manifests(ctx: SyncContext, target: str, http: httpx.Client) -> SendRes
             if pending is None:
                 return SendResult(sent, resent_from)
             sequence, envelope = pending.sequence, pending.envelope
+        if reset.expiring(envelope, datetime.datetime.now(datetime.UTC)):
+            # The target was away for most of a manifest's lifetime: sign what it lacks again, once per call.
+            if resigned:
+                raise DeliveryError(f"manifest {sequence} to {target} expires as soon as it is signed", code="delivery.expired")
+            _guarded(ctx, target, lambda: reset.resign_unsent(ctx, target, http))
+            resigned = True
+            continue
         token = mint_token(ctx.region, target, ctx.key)
         try:
             response = http.post(url, content=envelope, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
@@ -172,6 +211,15 @@ def send_manifests(ctx: SyncContext, target: str, http: httpx.Client) -> SendRes
             continue
         _record_error(ctx, target, f"{target} refused manifest {sequence}: {code}")
         raise DeliveryError(f"{target} refused manifest {sequence}: {code}", code="delivery.refused")
+
+
+def _guarded(ctx: SyncContext, target: str, step: Callable[[], object]) -> None:
+    """Run a step that talks to the target; its failure is the channel's last error and a DeliveryError."""
+    try:
+        step()
+    except SyncError as exc:
+        _record_error(ctx, target, f"{exc.code}: {exc.message}")
+        raise DeliveryError(exc.message, code=exc.code) from exc
 
 
 def _mark(ctx: SyncContext, target: str, sequence: int, status: str) -> None:
@@ -222,7 +270,7 @@ def record_receipt(ctx: SyncContext, target: str, receipt: Receipt) -> None:
         )
         if sent is None or sent.manifest_hash != receipt.manifest_hash:
             raise SyncError(f"receipt for {target} #{receipt.sequence} matches no manifest this node sent", code="receipt.unknown_manifest")
-        if sent.status in ("applied", "rejected"):
+        if sent.status in ("applied", "rejected", "abandoned"):
             return
         sent.status = receipt.status
         sent.receipt = msgspec.to_builtins(receipt)

@@ -47,9 +47,8 @@ import msgspec
 
 from medplat.config import REGION_CODE, known_regions, regions_dir
 from medsync.border import scan_document, scan_text
-from medsync.canonical import canonical_bytes
 from medsync.errors import PolicyError
-from medsync.items import Kind, Language, RegionCode, SharedDocument, Slug, Text, to_builtins
+from medsync.items import Kind, Language, RegionCode, SharedDocument, Slug, Text, canonical_document
 
 Bylines = Literal["strip_without_consent", "always_strip", "keep"]
 MediaType = Annotated[str, msgspec.Meta(pattern=r"^[a-z]+/[a-z0-9.+-]+$")]
@@ -233,7 +232,7 @@ def preview(doc: SharedDocument, *, origin: str, targets: Iterable[str], directo
     for target in targets:
         reasons, sent = _outbound(origin_policy, doc, origin=origin, target=target)
         if target in origin_policy.outbound.share_to:
-            size = len(canonical_bytes(to_builtins(sent)))
+            size = len(canonical_document(sent))
             inbound = evaluate_inbound(load_policy(target, directory), sent, origin=origin, target=target, document_bytes=size)
             # The border check runs on both sides; the editor needs to see each finding once.
             reasons.extend(r for r in inbound.reasons if r not in reasons)
@@ -297,7 +296,14 @@ def _language_reasons(required: tuple[Language, ...], doc: SharedDocument, *, ta
 
 def _border_reasons(doc: SharedDocument) -> list[Reason]:
     # Bylines are this module's decision (already applied), so the border check only looks for data.
-    return [Reason("border.personal_data", finding.reason) for finding in scan_document(doc, allow_byline=True)]
+    return list(_border_findings(doc))
+
+
+@functools.lru_cache(maxsize=128)
+def _border_findings(doc: SharedDocument) -> tuple[Reason, ...]:
+    """The scan is the costly part of a verdict and both sides of a preview (and every target of a build)
+    ask it about the same frozen document, so the answer is kept for the latest documents."""
+    return tuple(Reason("border.personal_data", finding.reason) for finding in scan_document(doc, allow_byline=True))
 
 
 def _quoted(value: str) -> str:
