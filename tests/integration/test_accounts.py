@@ -207,12 +207,18 @@ async def test_the_same_phone_cannot_register_twice(client: Any, settings: Setti
         ({"consents": [{"purpose": "personal_data", "granted": True}, {"purpose": "personal_data", "granted": True}]}, 400, "consents"),
         ({"consents": [{"purpose": "marketing", "granted": True}]}, 400, "consents[0].purpose"),
         pytest.param(
-            {"workplaces": [{"name": "Clinic", "floor": 3}]}, 400, "workplaces[0].floor",
+            {"workplaces": [{"name": "Clinic", "floor": 3}]},
+            400,
+            "workplaces[0].floor",
             marks=pytest.mark.xfail(strict=True, reason="api/problems.py names a nested unknown field without its parent path ('floor')"),
         ),
         ({"workplaces": [{"name": "Clinic", "floor": 3}]}, 400, "floor"),
         ({"reception_schedule": [{"weekday": "mon", "start": "13:00", "end": "09:00"}]}, 422, "reception_schedule[0].end"),
-        ({"reception_schedule": [{"weekday": "mon", "start": "09:00", "end": "13:00", "workplace": 5}]}, 422, "reception_schedule[0].workplace"),
+        (
+            {"reception_schedule": [{"weekday": "mon", "start": "09:00", "end": "13:00", "workplace": 5}]},
+            422,
+            "reception_schedule[0].workplace",
+        ),
         ({"reception_schedule": [{"weekday": "someday", "start": "09:00", "end": "13:00"}]}, 400, "reception_schedule[0].weekday"),
     ],
 )
@@ -374,7 +380,9 @@ async def test_a_moderator_rejects_with_a_reason_then_approves_a_new_scan(client
     assert approved.status_code == 200
     me = (await client.get("/api/v1/me", headers=bearer(doctor["access_token"]))).json()
     assert (me["verification_status"], me["verification_reason"]) == ("verified", None)
-    again = await client.put("/api/v1/me/diploma", content=PDF, headers={**bearer(doctor["access_token"]), "content-type": "application/pdf"})
+    again = await client.put(
+        "/api/v1/me/diploma", content=PDF, headers={**bearer(doctor["access_token"]), "content-type": "application/pdf"}
+    )
     assert again.status_code == 409
 
 
@@ -419,7 +427,9 @@ async def test_a_change_asked_for_by_a_representative_waits_for_another_moderato
     me = (await client.get("/api/v1/me", headers=bearer(doctor["access_token"]))).json()
     assert (me["position"], me["specializations"]) == ("Chief physician", ["dermatology", "trichology"])
     assert me["pending_changes"] == []
-    twice = await client.post(f"/api/v1/moderation/changes/{change['id']}/decision", json={"decision": "reject", "reason": "too late"}, headers=other)
+    twice = await client.post(
+        f"/api/v1/moderation/changes/{change['id']}/decision", json={"decision": "reject", "reason": "too late"}, headers=other
+    )
     assert twice.status_code == 409
 
 

@@ -29,7 +29,9 @@ ClientFactory = Callable[..., AbstractAsyncContextManager[Any]]
 
 def with_sign_in(settings: Settings, **limits: Any) -> Settings:
     region = settings.region
-    return msgspec.structs.replace(settings, region=msgspec.structs.replace(region, sign_in=msgspec.structs.replace(region.sign_in, **limits)))
+    return msgspec.structs.replace(
+        settings, region=msgspec.structs.replace(region, sign_in=msgspec.structs.replace(region.sign_in, **limits))
+    )
 
 
 @pytest.fixture

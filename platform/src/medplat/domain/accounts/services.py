@@ -99,10 +99,7 @@ def check_schedule(schedule: list[ReceptionHours], workplaces: list[Workplace], 
             raise invalid(f"{prefix}[{i}].end", "must be later than start")
         if hours.workplace >= max(1, len(workplaces)):
             raise invalid(f"{prefix}[{i}].workplace", "no workplace with this index")
-    return [
-        {"weekday": h.weekday, "start": h.start, "end": h.end, "workplace": h.workplace}
-        for h in schedule
-    ]
+    return [{"weekday": h.weekday, "start": h.start, "end": h.end, "workplace": h.workplace} for h in schedule]
 
 
 def check_birth_date(born: datetime.date) -> str:
