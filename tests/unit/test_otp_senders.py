@@ -21,14 +21,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from medplat.config import ConfigError, load_region, settings_from_env
 from medplat.domain.accounts.senders import CodeMessage, HttpSmsSender, OutboxSender, SendError, SmtpEmailSender, sender_for
 
-MESSAGE = CodeMessage(
-    challenge_id=uuid.UUID("01900000-0000-7000-8000-000000000001"),
-    channel="sms",
-    to="+77015551234",
-    code="482913",
-    expires_at=datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5),
-    language="ru",
-)
+
+def message(channel: Any = "sms", to: str = "+77015551234", language: str = "ru") -> CodeMessage:
+    """A code that expires in five minutes from now."""
+    expires_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
+    return CodeMessage(uuid.UUID("01900000-0000-7000-8000-000000000001"), channel, to, "482913", expires_at, language)
 
 
 class Gateway(BaseHTTPRequestHandler):
@@ -58,7 +55,7 @@ def gateway() -> Iterator[str]:
 
 
 async def test_the_http_sms_adapter_posts_the_text_with_its_token(gateway: str) -> None:
-    await HttpSmsSender(f"{gateway}/v1/send", "gw-token").send(MESSAGE)
+    await HttpSmsSender(f"{gateway}/v1/send", "gw-token").send(message())
     (call,) = Gateway.received
     assert call["path"] == "/v1/send" and call["auth"] == "Bearer gw-token"
     assert call["json"]["to"] == "+77015551234"
@@ -68,10 +65,10 @@ async def test_the_http_sms_adapter_posts_the_text_with_its_token(gateway: str) 
 async def test_a_refusing_or_absent_sms_gateway_is_a_send_error_without_the_address(gateway: str) -> None:
     Gateway.status = 502
     with pytest.raises(SendError) as refused:
-        await HttpSmsSender(f"{gateway}/v1/send", "").send(MESSAGE)
+        await HttpSmsSender(f"{gateway}/v1/send", "").send(message())
     assert str(refused.value) == "SMS gateway answered 502"
     with pytest.raises(SendError) as absent:
-        await HttpSmsSender("http://127.0.0.1:9/none", "").send(MESSAGE)
+        await HttpSmsSender("http://127.0.0.1:9/none", "").send(message())
     assert str(absent.value) == "SMS gateway unreachable (ConnectError)"
     assert "7015551234" not in str(refused.value) + str(absent.value)
 
@@ -128,8 +125,7 @@ def smtp_server() -> Iterator[int]:
 
 async def test_the_smtp_adapter_sends_the_code_as_mail(smtp_server: int) -> None:
     sender = SmtpEmailSender("127.0.0.1", smtp_server, "no-reply@kz.medfed.example", user="mailer", password="pw", starttls=False)
-    message = CodeMessage(MESSAGE.challenge_id, "email", "aigerim.n@clinic.kz", "482913", MESSAGE.expires_at, "en")
-    await sender.send(message)
+    await sender.send(message("email", "aigerim.n@clinic.kz", "en"))
     (mail,) = _Smtp.mails
     assert mail["auth"] == [b"mailer", b"pw"]
     assert [r.lower() for r in mail["rcpt"]] == ["rcpt to:<aigerim.n@clinic.kz>"]
@@ -140,7 +136,7 @@ async def test_the_smtp_adapter_sends_the_code_as_mail(smtp_server: int) -> None
 
 async def test_an_absent_smtp_server_is_a_send_error() -> None:
     with pytest.raises(SendError, match=r"^SMTP server refused or unreachable \(ConnectionRefusedError\)$"):
-        await SmtpEmailSender("127.0.0.1", 9, "x@y.kz", starttls=False).send(MESSAGE)
+        await SmtpEmailSender("127.0.0.1", 9, "x@y.kz", starttls=False).send(message())
 
 
 # -- which sender a node uses ---------------------------------------------------------------------------
