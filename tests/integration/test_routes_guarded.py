@@ -119,3 +119,12 @@ def test_the_check_names_a_route_that_forgot() -> None:
     ]
     # Litestar's own schema routes count too: the node marks them public in app.py.
     assert "GET /schema/openapi.json" in unguarded(Litestar([guarded]))
+
+
+async def test_the_openapi_document_lists_the_accounts_routes_and_is_public(client: Any) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200, response.text
+    paths = response.json()["paths"]
+    for path in ("/api/v1/doctors", "/api/v1/auth/code", "/api/v1/auth/token", "/api/v1/me/diploma", "/api/v1/moderation/changes"):
+        assert path in paths, path
+    assert "(moderator)" in paths["/api/v1/moderation/changes"]["get"]["summary"]
