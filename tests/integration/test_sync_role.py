@@ -38,3 +38,12 @@ def test_the_sync_role_reads_and_writes_shared_and_federation(settings: Settings
 def test_the_sync_role_cannot_grant_itself_more(settings: Settings) -> None:
     with psycopg.connect(settings.sync_database_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("GRANT USAGE ON SCHEMA personal TO medfed_sync")
+
+
+def test_the_sync_role_cannot_read_the_one_time_codes_waiting_to_be_sent(settings: Settings) -> None:
+    with psycopg.connect(settings.sync_database_url) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+            conn.execute("SELECT * FROM node.otp_outbox")
+        assert "permission denied for table otp_outbox" in str(caught.value)
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM node.worker_heartbeat").fetchone() is not None  # the rest of node stays readable

@@ -10,7 +10,7 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
@@ -23,11 +23,18 @@ from medplat.api.problems import EXCEPTION_HANDLERS
 from medplat.config import Settings, get_settings
 from medplat.db.engine import async_engine
 from medplat.db.migrate import head_revision
-from medplat.domain.accounts.controllers import DoctorController
+from medplat.domain.accounts.controllers import (
+    AuthController,
+    ComplianceController,
+    DoctorController,
+    MeController,
+    ModerationController,
+)
 from medplat.domain.content.controllers import ContentController
 from medplat.domain.system.controllers import HealthController
 from medplat.logs import configure_logging
 from medplat.node import object_store
+from medplat.security import PUBLIC
 from medsync.api import FederationController
 from medsync.context import context_for
 
@@ -80,7 +87,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return settings
 
     return Litestar(
-        route_handlers=[HealthController, DoctorController, ContentController, FederationController],
+        route_handlers=[
+            Router("/", route_handlers=[HealthController], opt={"access": PUBLIC}),
+            DoctorController,
+            AuthController,
+            MeController,
+            ModerationController,
+            ComplianceController,
+            ContentController,
+            FederationController,
+        ],
         plugins=[sqlalchemy],
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
         middleware=[request_id_middleware],
@@ -94,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             servers=[Server(url=settings.public_url or "/")],
             path="/schema",
             render_plugins=[ScalarRenderPlugin(path="/")],
+            openapi_router=Router("/schema", route_handlers=[], opt={"access": PUBLIC}),
         ),
         on_shutdown=[engine.dispose],
         logging_config=None,  # medplat.logs owns logging: one JSON stream for every library

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,6 +33,29 @@ class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     shared_bucket: str
 
 
+class SignInConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How doctors of a region sign in: which sender delivers one-time codes, and the limits around them.
+
+    `outbox` keeps codes on the node (node.otp_outbox) for the local federation; `http` posts SMS to the
+    gateway named by MEDFED_SMS_GATEWAY_URL; `smtp` sends e-mail through MEDFED_SMTP_HOST. The environment
+    may override the kind per deployment (MEDFED_SMS_SENDER, MEDFED_EMAIL_SENDER).
+    """
+
+    sms_sender: Literal["outbox", "http"] = "outbox"
+    email_sender: Literal["outbox", "smtp"] = "outbox"
+    code_ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=900)] = 300
+    max_tries_per_code: Annotated[int, msgspec.Meta(ge=1, le=10)] = 5
+    window_seconds: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
+    """The fixed window every limit below counts in."""
+    codes_per_address: Annotated[int, msgspec.Meta(ge=1)] = 5
+    codes_per_ip: Annotated[int, msgspec.Meta(ge=1)] = 30
+    tries_per_ip: Annotated[int, msgspec.Meta(ge=1)] = 60
+    failures_before_lockout: Annotated[int, msgspec.Meta(ge=1)] = 10
+    """Wrong codes for one phone or e-mail within a window before sign-in for it is locked until the window ends."""
+    access_ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=3600)] = 600
+    refresh_ttl_seconds: Annotated[int, msgspec.Meta(ge=3600)] = 14 * 86400
+
+
 class RegionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """What regions/<code>/region.toml says about a region."""
 
@@ -45,6 +68,7 @@ class RegionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timezone: str
     law: str
     storage: StorageConfig
+    sign_in: SignInConfig = SignInConfig()
 
 
 def regions_dir() -> Path:
@@ -111,6 +135,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     trust_dir: str = ""
     """The federation trust file's folder (versions 1.trust.json, 2.trust.json, ...)."""
+    sms_sender: str = "outbox"
+    email_sender: str = "outbox"
+    sms_gateway_url: str = ""
+    sms_gateway_token: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = True
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
@@ -169,6 +203,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{ENV_PREFIX}DATA_KEY is not base64") from None
     if len(data_key) != 32:
         raise ConfigError(f"{ENV_PREFIX}DATA_KEY must decode to 32 bytes, it has {len(data_key)}")
+    senders = _senders(env, region)
     database_url = _require(env, "DATABASE_URL")
     if not database_url.startswith(("postgresql://", "postgresql+psycopg://")):
         raise ConfigError(f"{ENV_PREFIX}DATABASE_URL must be a postgresql:// URL")
@@ -187,7 +222,37 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         peers=_parse_peers(env.get(f"{ENV_PREFIX}PEERS", "")),
         log_level=env.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper(),
         trust_dir=env.get(f"{ENV_PREFIX}TRUST_DIR", "") or str(regions_dir() / "trust"),
+        **senders,
     )
+
+
+def _senders(env: Mapping[str, str], region: RegionConfig) -> dict[str, Any]:
+    """Which code senders this deployment uses (region.toml, overridden by the environment) and their servers."""
+    sms = env.get(f"{ENV_PREFIX}SMS_SENDER", "").strip() or region.sign_in.sms_sender
+    email = env.get(f"{ENV_PREFIX}EMAIL_SENDER", "").strip() or region.sign_in.email_sender
+    if sms not in ("outbox", "http"):
+        raise ConfigError(f"{ENV_PREFIX}SMS_SENDER must be outbox or http, not {sms!r}")
+    if email not in ("outbox", "smtp"):
+        raise ConfigError(f"{ENV_PREFIX}EMAIL_SENDER must be outbox or smtp, not {email!r}")
+    values: dict[str, Any] = {"sms_sender": sms, "email_sender": email}
+    if sms == "http":
+        url = _require(env, "SMS_GATEWAY_URL")
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"{ENV_PREFIX}SMS_GATEWAY_URL must be an http(s) URL")
+        values |= {"sms_gateway_url": url, "sms_gateway_token": env.get(f"{ENV_PREFIX}SMS_GATEWAY_TOKEN", "")}
+    if email == "smtp":
+        port = env.get(f"{ENV_PREFIX}SMTP_PORT", "587").strip()
+        if not port.isdigit():
+            raise ConfigError(f"{ENV_PREFIX}SMTP_PORT must be a port number")
+        values |= {
+            "smtp_host": _require(env, "SMTP_HOST"),
+            "smtp_port": int(port),
+            "smtp_user": env.get(f"{ENV_PREFIX}SMTP_USER", ""),
+            "smtp_password": env.get(f"{ENV_PREFIX}SMTP_PASSWORD", ""),
+            "smtp_from": _require(env, "SMTP_FROM"),
+            "smtp_starttls": env.get(f"{ENV_PREFIX}SMTP_STARTTLS", "true").strip().lower() not in ("0", "false", "no"),
+        }
+    return values
 
 
 @functools.cache

@@ -2,7 +2,11 @@
 
 Tokens are EdDSA JWTs (PyJWT) signed with the node's own key; issuer and audience are the node, so a
 token issued by one node is refused by every other. Every route declares its roles with `roles(...)` or
-is public; tests/integration/test_guards.py checks that no route forgets.
+is public; tests/integration/test_routes_guarded.py checks that no route forgets.
+
+Two kinds of token: access tokens (`typ` "access", short-lived, what guards accept) and the refresh tokens of
+doctors' sign-in sessions (`typ` "refresh", accepted only by the refresh endpoint). A doctor's tokens carry
+the session id (`sid`); guards refuse them once that session is signed out or revoked.
 """
 
 from __future__ import annotations
@@ -40,23 +44,47 @@ def node_identity(settings: Settings) -> str:
     return f"medfed:{settings.region.code}:api"
 
 
-def issue_token(settings: Settings, subject: str, roles: list[Role], ttl: datetime.timedelta = datetime.timedelta(hours=1)) -> str:
+ACCESS = "access"
+REFRESH = "refresh"
+
+
+def issue_token(
+    settings: Settings,
+    subject: str,
+    roles: list[Role],
+    ttl: datetime.timedelta = datetime.timedelta(hours=1),
+    *,
+    kind: str = ACCESS,
+    session_id: str | None = None,
+    jti: str | None = None,
+) -> str:
     now = datetime.datetime.now(datetime.UTC)
-    claims = {
+    claims: dict[str, Any] = {
         "iss": node_identity(settings),
         "aud": node_identity(settings),
         "sub": subject,
+        "typ": kind,
         "roles": sorted(str(r) for r in roles),
         "iat": now,
         "nbf": now,
         "exp": now + ttl,
-        "jti": uuid.uuid4().hex,
+        "jti": jti or uuid.uuid4().hex,
     }
+    if session_id is not None:
+        claims["sid"] = session_id
     return jwt.encode(claims, settings.signing_key, algorithm=ALGORITHM)
 
 
-def verify_token(settings: Settings, token: str) -> dict[str, Any]:
-    """Claims of a valid token of this node; NotAuthorizedException otherwise (the reason, never the token)."""
+def verify_token(settings: Settings, token: str, kind: str = ACCESS) -> dict[str, Any]:
+    """Claims of a valid token of this node and of this kind; NotAuthorizedException otherwise (the reason,
+    never the token)."""
+    claims = _decode(settings, token)
+    if claims.get("typ") != kind:
+        raise NotAuthorizedException(f"not an {kind} token" if kind == ACCESS else f"not a {kind} token")
+    return claims
+
+
+def _decode(settings: Settings, token: str) -> dict[str, Any]:
     try:
         return jwt.decode(
             token,
@@ -64,7 +92,7 @@ def verify_token(settings: Settings, token: str) -> dict[str, Any]:
             algorithms=[ALGORITHM],
             audience=node_identity(settings),
             issuer=node_identity(settings),
-            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
             leeway=30,
         )
     except jwt.ExpiredSignatureError:
@@ -86,11 +114,16 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 
 def roles(*allowed: Role) -> Any:
-    """A guard admitting tokens of this node that carry one of `allowed`; marks the route as guarded."""
+    """A guard admitting access tokens of this node that carry one of `allowed`; marks the route as guarded."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         settings: Settings = connection.app.state.settings
         claims = verify_token(settings, _bearer(connection))
+        if "sid" in claims:
+            from medplat.domain.accounts.sessions import session_is_active
+
+            if not await session_is_active(connection.app.state.db_engine, claims["sid"], claims["sub"]):
+                raise NotAuthorizedException("this sign-in has ended; sign in again", headers={"WWW-Authenticate": "Bearer"})
         if not set(claims.get("roles", [])) & {str(r) for r in allowed}:
             raise PermissionDeniedException(f"requires one of the roles: {', '.join(sorted(allowed))}")
         connection.state.claims = claims

@@ -84,10 +84,11 @@ _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 
 def _field_and_reason(key: str | None, message: str) -> tuple[str, str]:
     """msgspec reports unknown fields against the whole body; name the field itself instead."""
-    if match := _UNKNOWN_FIELD.search(message):
-        parent = match.group(2)
-        return (f"{parent}.{match.group(1)}" if parent else match.group(1)), "unknown field"
     field = (key or "").removeprefix("$.")
+    if match := _UNKNOWN_FIELD.search(message):
+        # The path is in the message for a top-level body, in the key for a nested object.
+        parent = match.group(2) or ("" if field in ("", "$", "data", "body") else field)
+        return (f"{parent}.{match.group(1)}" if parent else match.group(1)), "unknown field"
     if field in ("", "data", "body"):
         at = _AT_PATH.search(message)
         field = at.group(1) if at else "body"

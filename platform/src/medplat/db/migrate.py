@@ -53,6 +53,8 @@ def grant_sync_role(database_url: str) -> bool:
             # The audit log is append-only, for the sync role as for everyone.
             "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA audit TO {r}",
             "GRANT SELECT ON ALL TABLES IN SCHEMA node TO {r}",
+            # ... except the one-time codes waiting in the local sender's outbox: secrets of people.
+            "DO $$ BEGIN IF to_regclass('node.otp_outbox') IS NOT NULL THEN REVOKE ALL ON node.otp_outbox FROM {r}; END IF; END $$",
             "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA shared, federation, audit TO {r}",
         ):
             conn.execute(text(statement.format(r=SYNC_ROLE)))
