@@ -20,7 +20,9 @@ VECTORS = SHARED_VECTORS / "rfc9162-merkle" / "testdata"
 needs_vectors = pytest.mark.skipif(not VECTORS.is_dir(), reason=f"the public RFC 9162 vectors are not at {VECTORS}")
 
 # The eight leaves every RFC 6962 test tree is built from (the vectors' trees are prefixes of this one).
-RFC6962_LEAVES = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")]
+RFC6962_LEAVES = [
+    bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")
+]
 
 
 def _cases(kind: str) -> list[Any]:
@@ -229,7 +231,10 @@ def test_a_missing_subtree_is_reported_not_guessed() -> None:
     [
         (lambda: merkle.verify_inclusion(3, 3, b"x" * 32, [], b"r" * 32), "leaf index 3 is outside a tree of 3 leaves"),
         (lambda: merkle.verify_inclusion(0, 1, b"x", [], b"x"), "the leaf hash has 1 bytes, not 32"),
-        (lambda: merkle.verify_consistency(0, 5, [b"x" * 32], merkle.EMPTY_ROOT, b"r" * 32), "consistency with the empty tree proves nothing"),
+        (
+            lambda: merkle.verify_consistency(0, 5, [b"x" * 32], merkle.EMPTY_ROOT, b"r" * 32),
+            "consistency with the empty tree proves nothing",
+        ),
         (lambda: merkle.verify_consistency(3, 2, [], b"r" * 32, b"r" * 32), r"the first tree \(3 leaves\) is larger than the second \(2\)"),
         (lambda: merkle.verify_consistency(2, 2, [], b"a" * 32, b"b" * 32), "two different root hashes for the same size 2"),
     ],
