@@ -11,9 +11,10 @@ import datetime
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from medplat.audit import merkle
@@ -71,18 +72,18 @@ def _rebuild(session: Session, report: Report) -> MemoryTree:
     return tree
 
 
-def _leaves(session: Session) -> Iterator[AuditLeaf]:
+def _leaves(session: Session) -> Iterator[Row[Any]]:
+    columns = (AuditLeaf.idx, AuditLeaf.kind, AuditLeaf.logged_at, AuditLeaf.entry, AuditLeaf.leaf_hash)
     after = -1
     while True:
-        batch = session.scalars(select(AuditLeaf).where(AuditLeaf.idx > after).order_by(AuditLeaf.idx).limit(BATCH)).all()
+        batch = session.execute(select(*columns).where(AuditLeaf.idx > after).order_by(AuditLeaf.idx).limit(BATCH)).all()
         if not batch:
             return
         yield from batch
         after = batch[-1].idx
-        session.expunge_all()
 
 
-def _entry_problem(row: AuditLeaf) -> str | None:
+def _entry_problem(row: Row[Any]) -> str | None:
     try:
         document = parse_canonical(row.entry, max_bytes=len(row.entry))
     except CanonicalError:
