@@ -66,7 +66,8 @@ def single_appends(engine: Engine, count: int, threads: int) -> dict[str, float]
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - started
-    return {"appends": per_thread * threads, "threads": threads, "seconds": round(elapsed, 2), "per_second": round(per_thread * threads / elapsed)}
+    total = per_thread * threads
+    return {"appends": total, "threads": threads, "seconds": round(elapsed, 2), "per_second": round(total / elapsed)}
 
 
 def bulk_load(engine: Engine, target: int, batch: int = 10_000) -> dict[str, float]:
@@ -136,7 +137,6 @@ def main() -> None:
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory(prefix="medfed-bench-audit-") as tmp:
         root = Path(tmp)
-        os.chmod(root, 0o755)  # the engine user (when run as root) must reach the cluster folder
         pg = Postgres(root / "pg", free_ports(1)[0], secrets.token_urlsafe(12), root / "postgres.log")
         init = pg.initdb_child().start()
         assert init.popen is not None and init.popen.wait(120) == 0, init.log_tail()
