@@ -22,16 +22,11 @@ import pytest
 
 from medplat.devfed.launcher import PORT_OFFSETS, PORTS_PER_REGION
 from medplat.devfed.processes import Child, free_port_block, wait_until
+from tests.integration.test_accounts import KZ_DOCTOR
 
 pytestmark = pytest.mark.federation
 REGIONS = {"ru", "kz", "uz"}
-DOCTOR = {
-    "full_name": "Aliya Test",
-    "phone": "+7 701 555 00 11",
-    "email": "aliya@clinic.kz",
-    "citizenship": "KZ",
-    "specializations": ["dermatology"],
-}
+DOCTOR = {**KZ_DOCTOR, "full_name": "Aliya Test", "phone": "+7 701 555 00 11", "email": "aliya@clinic.kz"}
 
 
 def free_base_port() -> int:

@@ -152,3 +152,38 @@ def test_a_target_that_lost_its_channel_is_sent_everything_again_from_where_it_s
         sequences = conn.execute(text("SELECT sequence, status FROM federation.manifest_in WHERE in_chain ORDER BY sequence")).all()
     assert [tuple(row) for row in sequences] == [(1, "applied"), (2, "applied")], kz.decisions()
     assert kz.refusals() == [("ru", "sequence.gap")]
+
+
+def test_every_manifest_leaves_a_verifiable_audit_trail_on_both_sides(nodes: dict[str, Node]) -> None:
+    import json
+
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from medplat.audit import log
+    from medplat.audit.verify import verify_log
+
+    ru, kz = nodes["ru"], nodes["kz"]
+    publish(ru, ["kz"])
+    deliver(ru, kz)
+
+    def trail(node: Node) -> list[tuple[str, dict[str, object]]]:
+        with node.ctx.engine.connect() as conn:
+            rows = conn.execute(text("SELECT kind, entry FROM audit.leaf ORDER BY idx")).all()
+        return [(kind, json.loads(entry)["payload"]) for kind, entry in rows]
+
+    with ru.ctx.engine.connect() as conn:
+        digest = conn.execute(text("SELECT manifest_hash FROM federation.manifest_out")).scalar_one()
+    [(kind, sent)] = trail(ru)
+    assert kind == "manifest_sent"
+    assert sent == {"target": "kz", "sequence": 1, "manifest_hash": digest, "items": 1, "bytes": sent["bytes"],
+                    "categories": ["product_note"], "refused_at_send": 0}  # fmt: skip
+    [(received_kind, received), (verdict_kind, verdict)] = trail(kz)
+    assert (received_kind, received["manifest_hash"], received["status"]) == ("manifest_received", digest, "received")
+    assert (verdict_kind, verdict["manifest_hash"], verdict["status"], verdict["applied"]) == ("policy_verdict", digest, "applied", 1)
+    for node in (ru, kz):
+        with Session(node.ctx.engine) as session, session.begin():
+            assert log.checkpoint(session, node.code, node.key) is not None
+        with Session(node.ctx.engine) as session:
+            report = verify_log(session, node.code, lambda region, n=node: [n.key.public_key()] if region == n.code else [])
+        assert report.ok and report.leaves == len(trail(node)), report.failures

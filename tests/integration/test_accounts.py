@@ -5,6 +5,7 @@ data-subject rights (export, erasure)."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -506,3 +507,20 @@ async def test_erasure_removes_the_account_and_the_scan_and_is_recorded(client: 
     assert refused.status_code == 403
     # The phone number is free again: the person can register anew.
     assert uuid.UUID(await register(client)) != uuid.UUID(doctor["id"])
+
+
+@pytest.mark.parametrize(
+    ("without", "field"),
+    [("date_of_birth", "date_of_birth"), ("consents.0.granted", "consents[0].granted")],
+)
+async def test_a_missing_required_field_is_named_with_its_path(client: Any, settings: Settings, without: str, field: str) -> None:
+    body = json.loads(json.dumps(KZ_DOCTOR))
+    *parents, last = without.split(".")
+    target = body
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    del target[last]
+    response = await client.post("/api/v1/doctors", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"] == [{"field": field, "source": "body", "reason": "required field missing"}]
+    assert count(settings, Doctor) == 0

@@ -20,6 +20,7 @@ from litestar.openapi.spec import Server
 from medplat import __version__
 from medplat.api.middleware import request_id_middleware
 from medplat.api.problems import EXCEPTION_HANDLERS
+from medplat.audit.api import AuditController
 from medplat.config import Settings, get_settings
 from medplat.db.engine import async_engine
 from medplat.db.migrate import head_revision
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ComplianceController,
             ContentController,
             FederationController,
+            AuditController,
         ],
         plugins=[sqlalchemy],
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},

@@ -15,7 +15,7 @@ from medplat.config import Settings, get_settings
 
 SWEEP_SECONDS = float(os.environ.get("MEDFED_SWEEP_SECONDS", "10"))
 """How often beat re-creates wake-ups from the database (the backstop for lost broker messages)."""
-TASK_MODULES = ["medplat.domain.system.tasks", "medsync.tasks"]
+TASK_MODULES = ["medplat.domain.system.tasks", "medsync.tasks", "medplat.audit.tasks"]
 
 
 def configure(app: Celery, settings: Settings) -> Celery:
@@ -39,6 +39,8 @@ def configure(app: Celery, settings: Settings) -> Celery:
             # The backstop for wake-ups lost with a broker: the database says what is waiting.
             "sync-sweep": {"task": "sync.sweep", "schedule": SWEEP_SECONDS, "options": {"expires": SWEEP_SECONDS}},
             "sync-reconcile": {"task": "sync.reconcile_all", "schedule": 600.0, "options": {"expires": 600}},
+            # Sign the audit log's head and have the peers cosign it (docs/audit.md).
+            "audit-checkpoint": {"task": "audit.checkpoint", "schedule": 300.0, "options": {"expires": 300}},
         },
     )
     return app

@@ -25,6 +25,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from medplat.audit import log as audit
+from medplat.audit.log import AuditKind
 from medplat.domain.content.models import ContentItem, ContentMedia, ContentVersion
 from medsync import manifest
 from medsync.canonical import sha256_hex
@@ -72,6 +74,13 @@ def refuse(
                 status="refused", reasons=[{"code": exc.code, "message": exc.message}], bytes=len(data), decided_at=_now(),
             )
         )  # fmt: skip
+        if authenticated:
+            # What a node of the federation tried to get across is evidence; an anonymous flood is only counted.
+            audit.append(
+                session, AuditKind.MANIFEST_RECEIVED,
+                {"origin": origin, "sequence": sequence, "manifest_hash": sha256_hex(data), "bytes": len(data), "status": "refused",
+                 "code": exc.code},
+            )  # fmt: skip
     _log.warning("manifest.refused", origin=origin, sequence=sequence, code=exc.code)
     return DoorAnswer(
         status,
@@ -151,6 +160,11 @@ def _take_in_order(ctx: SyncContext, data: bytes, body: manifest.ManifestBody, d
             )  # fmt: skip
             channel.received_sequence = body.sequence
             channel.received_hash = digest
+            audit.append(
+                session, AuditKind.MANIFEST_RECEIVED,
+                {"origin": origin, "sequence": body.sequence, "manifest_hash": digest, "items": len(body.items), "bytes": len(data),
+                 "status": "received"},
+            )  # fmt: skip
             _log.info("manifest.received", origin=origin, sequence=body.sequence, items=len(body.items))
             return DoorAnswer(202, {"status": "received", "sequence": body.sequence}, body.sequence, origin)
         # Refused: not even the channel's first-contact row may remain.
@@ -391,6 +405,13 @@ def _commit(
         row.receipt = {"envelope": sign_receipt(receipt, ctx.key).encode().decode(), "sent": False}
         row.decided_at = now
         channel.applied_sequence = body.sequence
+        outcomes = [i.status for i in decision.items]
+        audit.append(
+            session, AuditKind.POLICY_VERDICT,
+            {"origin": body.origin, "sequence": body.sequence, "manifest_hash": digest, "status": decision.status,
+             "applied": outcomes.count("applied"), "refused": outcomes.count("refused"), "skipped": outcomes.count("skipped"),
+             "codes": sorted({r.code for i in decision.items for r in i.reasons} | {r.code for r in decision.reasons})},
+        )  # fmt: skip
         _checkpoint("before_commit")
     for key in retracted:
         discard(ctx, [key])

@@ -21,6 +21,8 @@ import structlog
 from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from medplat.audit import log as audit
+from medplat.audit.log import AuditKind
 from medplat.domain.content.models import ContentItem, ContentVersion
 from medsync import manifest, reset
 from medsync.context import SyncContext
@@ -162,6 +164,12 @@ def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | N
                 row.status = "sent"
             channel.next_sequence = body.sequence + 1
             channel.last_hash = digest
+            refused = sum(1 for v in sources.verdicts if not v["accepted"])
+            audit.append(
+                session, AuditKind.MANIFEST_SENT,
+                {"target": target, "sequence": body.sequence, "manifest_hash": digest, "items": len(items), "bytes": len(data),
+                 "categories": sorted({i.category for i in items}), "refused_at_send": refused},
+            )  # fmt: skip
             built += 1
             _log.info("manifest.built", target=target, sequence=body.sequence, items=len(items), bytes=len(data))
     return built

@@ -38,6 +38,8 @@ import structlog
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from medplat.audit import log as audit
+from medplat.audit.log import AuditKind
 from medplat.domain.content.models import ContentItem, ContentMedia
 from medsync import manifest
 from medsync.canonical import canonical_bytes, parse_canonical, sha256_hex
@@ -123,6 +125,7 @@ def allow(ctx: SyncContext, origin: str, *, revert_from: int | None = None, now:
             channel = ChannelIn(origin=origin, received_sequence=0, received_hash="", applied_sequence=0)
             session.add(channel)
         channel.reset_allowed_until, channel.reset_revert_from = until, revert_from
+        audit.append(session, AuditKind.CHANNEL_RESET, {"origin": origin, "target": ctx.region, "permit": True, "revert_from": revert_from})
     _log.warning("reset.allowed", origin=origin, revert_from=revert_from)
     return until
 
@@ -179,6 +182,11 @@ def accept(ctx: SyncContext, origin: str, data: bytes, *, now: datetime.datetime
                 reasons=[{"code": f"reset.{statement.reason}", "message": f"channel continues at {statement.next_sequence}"}],
                 bytes=len(data), decided_at=now,
             )
+        )  # fmt: skip
+        audit.append(
+            session, AuditKind.CHANNEL_RESET,
+            {"origin": origin, "target": ctx.region, "next_sequence": statement.next_sequence, "statement_hash": digest,
+             "reason": statement.reason, "abandoned": abandoned, "reverted_items": reverted, "revert_from": channel.reset_revert_from},
         )  # fmt: skip
         channel.received_sequence = channel.applied_sequence = base
         channel.received_hash = digest
@@ -281,6 +289,11 @@ def start(ctx: SyncContext, target: str, http: httpx.Client, *, reason: Reason, 
         channel.next_sequence = next_sequence
         channel.last_hash = sha256_hex(payload)
         channel.reset_envelope = sign(PAYLOAD_TYPE, payload, [ctx.key]).encode()
+        audit.append(
+            session, AuditKind.CHANNEL_RESET,
+            {"origin": ctx.region, "target": target, "next_sequence": next_sequence, "statement_hash": channel.last_hash,
+             "reason": reason, "abandoned": len(abandoned)},
+        )  # fmt: skip
     _log.warning("reset.started", target=target, next_sequence=next_sequence, abandoned=len(abandoned), reason=reason)
     return next_sequence
 

@@ -78,7 +78,7 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?")
+_UNKNOWN_FIELD = re.compile(r"(unknown|missing required) field `([^`]+)`(?: - at `\$\.?([^`]*)`)?")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
@@ -87,8 +87,9 @@ def _field_and_reason(key: str | None, message: str) -> tuple[str, str]:
     field = (key or "").removeprefix("$.")
     if match := _UNKNOWN_FIELD.search(message):
         # The path is in the message for a top-level body, in the key for a nested object.
-        parent = match.group(2) or ("" if field in ("", "$", "data", "body") else field)
-        return (f"{parent}.{match.group(1)}" if parent else match.group(1)), "unknown field"
+        parent = match.group(3) or ("" if field in ("", "$", "data", "body") else field)
+        reason = "unknown field" if match.group(1) == "unknown" else "required field missing"
+        return (f"{parent}.{match.group(2)}" if parent else match.group(2)), reason
     if field in ("", "data", "body"):
         at = _AT_PATH.search(message)
         field = at.group(1) if at else "body"

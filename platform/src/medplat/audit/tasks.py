@@ -1,0 +1,16 @@
+"""Celery tasks of the audit log: sign the head periodically and collect the other nodes' cosignatures."""
+
+from __future__ import annotations
+
+from medplat.audit.exchange import checkpoint_and_collect
+from medplat.worker import app
+from medsync.context import default_context
+from medsync.transport import shared_client
+
+CHECKPOINT_SECONDS = 300.0
+"""How often beat signs the head (the entry for medplat.worker's beat schedule)."""
+
+
+@app.task(name="audit.checkpoint")  # type: ignore[untyped-decorator]
+def checkpoint() -> dict[str, object]:
+    return checkpoint_and_collect(default_context(), shared_client())
