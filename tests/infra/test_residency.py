@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,14 @@ from tests.infra.residency import (
 )
 
 REGIONS = TERRAFORM.parent / "regions"
+
+
+def test_every_region_has_infra_facts_with_its_own_name() -> None:
+    for region_toml in REGIONS.glob("*/region.toml"):
+        infra = region_toml.parent / "infra.json"
+        assert infra.is_file(), f"{infra.relative_to(REGIONS.parent)} is missing"
+        name = tomllib.loads(region_toml.read_text())["name"]
+        assert json.loads(infra.read_text())["name"] == name, f"{infra.relative_to(REGIONS.parent)}: name differs from region.toml ({name})"
 
 
 @pytest.fixture(scope="module")
