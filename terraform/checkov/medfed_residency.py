@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.module.base_module_check import BaseModuleCheck
 from checkov.terraform.checks.provider.base_check import BaseProviderCheck
@@ -143,7 +144,7 @@ def scanned_path(entity_path: str) -> Path:
 def load_hcl(path: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = hcl2.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, Exception):  # noqa: BLE001 - bc-python-hcl2 raises lark errors of many kinds
+    except Exception:  # noqa: BLE001 - unreadable, or one of the many lark errors of bc-python-hcl2: no data
         return {}
     return data
 
@@ -194,7 +195,7 @@ class MedfedCheck:
         if code is None and not is_root(scanned_path(self.entity_path).parent):
             return None
         if code is None:
-            return f"?: no country: neither a `country` argument, a country label nor a root module with `country` (scanned {self.entity_path})"
+            return f"?: no country: no `country` argument, no country label, no root module with `country` ({self.entity_path})"
         table = countries()
         if code not in table:
             return f"{code}: has no regions/{code}/infra.json (known: {', '.join(table)})"
@@ -213,7 +214,9 @@ class MedfedCheck:
             if key in BACKUP_ZONE_KEYS:
                 for zone in strings(value):
                     if zone not in c.backup_zones:
-                        problems.append(f"{c.code}: backup zone {zone} ({where}) is outside {c.name} (allowed: {', '.join(c.backup_zones)})")
+                        problems.append(
+                            f"{c.code}: backup zone {zone} ({where}) is outside {c.name} (allowed: {', '.join(c.backup_zones)})"
+                        )
             elif key in ZONE_KEYS:
                 for zone in strings(value):
                     if zone.endswith("."):  # a DNS zone (yandex_dns_zone.zone): a host name, not an availability zone

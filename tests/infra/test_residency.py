@@ -52,8 +52,12 @@ def test_no_zone_or_host_suffix_is_shared_between_countries(countries: dict[str,
             assert seen.setdefault(item, country.code) == country.code, f"{item} is in {seen[item]} and {country.code}"
 
 
-def test_every_country_and_environment_has_a_root(countries: dict[str, Country]) -> None:
-    assert {p.name for p in roots()} == {f"{c}-{e}" for c in countries for e in ("prod", "staging")}
+def test_every_country_has_a_prod_root_and_every_root_a_country(countries: dict[str, Country]) -> None:
+    names = {p.name for p in roots()}
+    assert {f"{c}-prod" for c in countries} <= names
+    for name in names:
+        code, _, env = name.partition("-")
+        assert code in countries and env in ("prod", "staging"), f"terraform/envs/{name} is not <country>-<prod|staging>"
 
 
 @pytest.mark.parametrize("root", roots(), ids=lambda p: p.name)
