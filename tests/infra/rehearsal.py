@@ -123,7 +123,7 @@ class Node:
             "broker_port": p["broker"],
             "medfed_public_url": self.url,
             "medfed_object_store_endpoint": f"http://127.0.0.1:{p['s3']}",
-            "objectstore_ports": {k: p[k] for k in ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc")},
+            "minio_process_ports": {k: p[k] for k in ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc")},
         }
 
     def playbook(self, playbook: str, wheel: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:

@@ -46,12 +46,12 @@ def test_process_start_stop_round_trip(tmp_path: Path) -> None:
     script = 'echo "$ROUND_TRIP_MARK"; sleep 300 & wait'
 
     def one_task(step: str, params: dict[str, object]) -> str:
-        task = {"ansible.builtin.include_role": {"name": "common", "tasks_from": step}, "vars": {"process_name": "sleeper", **params}}
+        task = {"ansible.builtin.include_role": {"name": "common", "tasks_from": step}, "vars": {"common_process_name": "sleeper", **params}}
         return json.dumps([{"name": step, "hosts": "localhost", "gather_facts": False, "tasks": [task]}])
 
-    playbook.write_text(one_task("process_start", {"process_argv": ["/bin/bash", "-c", script], "process_env_file": str(env_file)}))
+    playbook.write_text(one_task("process_start", {"common_process_argv": ["/bin/bash", "-c", script], "common_process_env_file": str(env_file)}))
     stop = tmp_path / "stop.yml"
-    stop.write_text(one_task("process_stop", {"process_stop_timeout": 10}))
+    stop.write_text(one_task("process_stop", {"common_process_stop_timeout": 10}))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_HOME": str(tmp_path / "ah"), "ANSIBLE_NOCOLOR": "1"}
     # A playbook outside ansible/playbooks/ does not see playbooks/group_vars: the three folders it uses are given.
     folders = {"medfed_run_dir": "run/medfed", "medfed_log_dir": "var/log/medfed", "medfed_home": "var/lib/medfed"}
