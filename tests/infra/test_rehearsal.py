@@ -46,10 +46,12 @@ def test_process_start_stop_round_trip(tmp_path: Path) -> None:
     script = 'echo "$ROUND_TRIP_MARK"; sleep 300 & wait'
 
     def one_task(step: str, params: dict[str, object]) -> str:
-        task = {"ansible.builtin.include_role": {"name": "common", "tasks_from": step}, "vars": {"common_process_name": "sleeper", **params}}
+        role = {"name": "common", "tasks_from": step}
+        task = {"ansible.builtin.include_role": role, "vars": {"common_process_name": "sleeper", **params}}
         return json.dumps([{"name": step, "hosts": "localhost", "gather_facts": False, "tasks": [task]}])
 
-    playbook.write_text(one_task("process_start", {"common_process_argv": ["/bin/bash", "-c", script], "common_process_env_file": str(env_file)}))
+    start = {"common_process_argv": ["/bin/bash", "-c", script], "common_process_env_file": str(env_file)}
+    playbook.write_text(one_task("process_start", start))
     stop = tmp_path / "stop.yml"
     stop.write_text(one_task("process_stop", {"common_process_stop_timeout": 10}))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_HOME": str(tmp_path / "ah"), "ANSIBLE_NOCOLOR": "1"}
