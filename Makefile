@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Tools whose pins conflict with the project's, each in its own virtualenv from PyPI (kept out of git).
 TOOLS := .venv-tools
-CHECKOV := $(TOOLS)/bin/checkov
+TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: up test test-full lint typecheck tools clean
 
@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# checkov for tests/infra/test_checkov.py. If PyPI cannot be reached the tests say so and are skipped.
-$(CHECKOV):
+# checkov (tests/infra/test_checkov.py) and hatchling (the offline wheel build of the rollout rehearsal,
+# docs/ops/ansible.md). If PyPI cannot be reached the tests that need them say so and are skipped.
+$(TOOLS_STAMP):
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov>=3.2,<4' \
-		|| echo "checkov could not be installed into $(TOOLS): tests/infra/test_checkov.py will be skipped"
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov>=3.2,<4' 'hatchling>=1.25' && touch $(TOOLS_STAMP) \
+		|| echo "checkov and hatchling could not be installed into $(TOOLS): the tests that need them will be skipped"
 
-tools: $(CHECKOV)
+tools: $(TOOLS_STAMP)
 
 up: $(STAMP)
 	exec $(BIN)/medfed up $(ARGS)
