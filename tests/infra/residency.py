@@ -1,12 +1,13 @@
 """Offline residency checks over Terraform roots, with python-hcl2.
 
-The country table is read from terraform/modules/region-policy/countries.tf, the same table the
-region-policy module enforces at plan time, so both checks say the same thing. Every violation is one
+The country table is read from regions/<code>/infra.json, the same files the region-policy module reads
+at plan time (and the checkov rules and the Ansible residency guard), so every check says the same thing. Every violation is one
 line: ``<file>: <resource>: <country>: <what is wrong>``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import hcl2
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
-COUNTRY_TABLE = TERRAFORM / "modules" / "region-policy" / "countries.tf"
+REGIONS = REPO / "regions"
 ENVS = TERRAFORM / "envs"
 NODE_MODULES = ("node-yandex", "node-openstack")
 
@@ -79,10 +80,9 @@ def is_expression(value: Any) -> bool:
     return isinstance(value, str) and "${" in value
 
 
-def load_countries(table: Path = COUNTRY_TABLE) -> dict[str, Country]:
-    rows: dict[str, Any] = {}
-    for block in load_hcl(table).get("locals", []):
-        rows.update(block.get("countries", {}))
+def load_countries(regions: Path = REGIONS) -> dict[str, Country]:
+    """One row per regions/<code>/infra.json."""
+    rows = {path.parent.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(regions.glob("*/infra.json"))}
     return {
         code: Country(
             code=code,
@@ -153,7 +153,7 @@ class RootCheck:
             self.fail(self.root, "module", "no module sets a known country (one of " + ", ".join(self.countries) + ")")
             return self.violations
         prefix = self.root.name.split("-")[0]
-        if self.root.parent == ENVS and prefix != self.country.code:
+        if self.root.parent.name == "envs" and prefix != self.country.code:
             self.fail(self.root, "module.node", f"root {self.root.name} is not named after its country")
         for path, data in self.files.items():
             self._check_terraform_blocks(path, data)
@@ -321,5 +321,5 @@ def check_module(module: Path) -> list[str]:
     return violations
 
 
-def roots() -> list[Path]:
-    return sorted(p for p in ENVS.iterdir() if p.is_dir())
+def roots(envs: Path = ENVS) -> list[Path]:
+    return sorted(p for p in envs.iterdir() if p.is_dir())

@@ -74,13 +74,26 @@ def test_ansible_lint_offline(tmp_path: Path) -> None:
     assert result.returncode == 0, f"ansible-lint --offline in ansible/:\n{result.stdout}{result.stderr}"
 
 
-def test_country_table_matches_terraform() -> None:
-    table = yaml.safe_load((ANSIBLE / "roles/residency_guard/vars/main.yml").read_text())["residency_guard_countries"]
-    expected = {
-        code: {"name": c.name, "zones": list(c.zones), "backup_zones": list(c.backup_zones), "host_suffixes": list(c.host_suffixes)}
-        for code, c in load_countries().items()
-    }
-    assert table == expected, "ansible/roles/residency_guard/vars/main.yml differs from terraform/modules/region-policy/countries.tf"
+def test_residency_guard_reads_the_country_table_from_regions(tmp_path: Path) -> None:
+    """No copy of the table in the role: the guard's rows are regions/<code>/infra.json, as Terraform's are."""
+    role = "\n".join(p.read_text() for p in (ANSIBLE / "roles/residency_guard").rglob("*.yml"))
+    for country in load_countries().values():
+        for zone in country.zones:
+            assert zone not in role, f"roles/residency_guard names {zone}: the table belongs in regions/{country.code}/infra.json"
+    playbook = tmp_path / "table.yml"
+    playbook.write_text(
+        json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": ["residency_guard"],
+                     "post_tasks": [{"ansible.builtin.copy": {"content": "{{ residency_guard_countries | to_json }}",
+                                                              "dest": str(tmp_path / "table.json"), "mode": "0600"}}]}])
+    )  # fmt: skip
+    regions = REPO / "regions"
+    result = run(
+        [ansible_bin("ansible-playbook"), "-i", "inventories/local", str(playbook), "-e", f"medfed_regions_dir={regions}"], tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = json.loads((tmp_path / "table.json").read_text())
+    expected = {code: json.loads((regions / code / "infra.json").read_text()) for code in load_countries()}
+    assert table == expected
 
 
 def test_an_inventory_per_region() -> None:
@@ -92,6 +105,45 @@ def test_an_inventory_per_region() -> None:
         assert group_vars["medfed_vault_id"] == code
         hosts = yaml.safe_load((ANSIBLE / f"inventories/{code}-prod/hosts.yml").read_text())
         assert set(hosts["all"]["children"]) >= {"app", "workers", "database", "objectstore", "broker"}
+
+
+def test_site_check_diff_against_the_local_inventory(tmp_path: Path) -> None:
+    """`--check --diff` of site.yml (process mode, a fresh prefix): every play runs, nothing is written or started."""
+    from tests.infra.rehearsal import Node, build_wheel, hatchling_python
+
+    if hatchling_python() is None:
+        pytest.skip("site.yml --check did not run: no hatchling to build the wheel offline (`make tools` installs it into .venv-tools)")
+    wheel = build_wheel(REPO, tmp_path / "build")
+    (tmp_path / "node").mkdir()
+    node = Node.create(tmp_path / "node")
+    result = node.playbook("site.yml", wheel, "--check", "--diff", "-e", "app_run_migrations=true", timeout=TIMEOUT)
+    assert result.returncode == 0, f"site.yml --check --diff:\n{result.stdout[-6000:]}{result.stderr[-2000:]}"
+    assert "failed=0" in result.stdout
+    for play in ("Residency first", "Base", "Database", "Object store", "Broker", "App and workers", "Celery workers and beat"):
+        assert f"PLAY [{play}" in result.stdout, play
+    assert f'"path": "{node.prefix}/etc/medfed"' in result.stdout, "the diff shows the node's folders under the prefix"
+    assert list(node.prefix.iterdir()) == [], "check mode wrote nothing"
+    assert node.pids() == {}
+
+
+def test_minio_refuses_to_run_without_a_pinned_checksum(tmp_path: Path) -> None:
+    playbook = tmp_path / "minio.yml"
+    playbook.write_text(
+        json.dumps([{"hosts": "localhost", "gather_facts": False,
+                     "tasks": [{"ansible.builtin.include_role": {"name": "minio", "tasks_from": "system"}}]}])
+    )  # fmt: skip
+    for extra, expected in (
+        ({}, "kz: minio_checksum is not set: set it in inventories/kz-local/group_vars/all.yml to the sha256 of"),
+        ({"minio_checksum": "sha256:CHANGE-ME"}, "kz: minio_checksum is not sha256:<64 hex digits>: set it in"),
+    ):
+        result = run(
+            [ansible_bin("ansible-playbook"), "-i", "inventories/local", str(playbook), "--check", "-e", json.dumps(extra)], tmp_path
+        )
+        assert result.returncode != 0
+        assert expected in result.stdout, result.stdout
+        assert "MinIO group" not in result.stdout, "nothing ran after the failed assertion"
+    defaults = yaml.safe_load((ANSIBLE / "roles/minio/defaults/main.yml").read_text())
+    assert "minio_checksum" not in defaults
 
 
 def test_vaults_are_encrypted_with_the_country_id() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,14 @@ from tests.infra.residency import (
 )
 
 REGIONS = TERRAFORM.parent / "regions"
+
+
+def test_every_region_has_infra_facts_with_its_own_name() -> None:
+    for region_toml in REGIONS.glob("*/region.toml"):
+        infra = region_toml.parent / "infra.json"
+        assert infra.is_file(), f"{infra.relative_to(REGIONS.parent)} is missing"
+        name = tomllib.loads(region_toml.read_text())["name"]
+        assert json.loads(infra.read_text())["name"] == name, f"{infra.relative_to(REGIONS.parent)}: name differs from region.toml ({name})"
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +52,12 @@ def test_no_zone_or_host_suffix_is_shared_between_countries(countries: dict[str,
             assert seen.setdefault(item, country.code) == country.code, f"{item} is in {seen[item]} and {country.code}"
 
 
-def test_every_country_and_environment_has_a_root(countries: dict[str, Country]) -> None:
-    assert {p.name for p in roots()} == {f"{c}-{e}" for c in countries for e in ("prod", "staging")}
+def test_every_country_has_a_prod_root_and_every_root_a_country(countries: dict[str, Country]) -> None:
+    names = {p.name for p in roots()}
+    assert {f"{c}-prod" for c in countries} <= names
+    for name in names:
+        code, _, env = name.partition("-")
+        assert code in countries and env in ("prod", "staging"), f"terraform/envs/{name} is not <country>-<prod|staging>"
 
 
 @pytest.mark.parametrize("root", roots(), ids=lambda p: p.name)

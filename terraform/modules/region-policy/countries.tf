@@ -1,5 +1,6 @@
-# The country table: the one place that says what "in-country" means for the infrastructure.
-# tests/infra/ reads this same file, so the Terraform checks and the pytest checks cannot drift apart.
+# The country table: one row per regions/<code>/infra.json (name, zones, backup_zones, regions,
+# host_suffixes). The same files are read by tests/infra, the checkov rules (terraform/checkov) and
+# ansible/roles/residency_guard, so a fourth country is a new regions/<code>/ and nothing here.
 #
 # zones         - availability zones a node's VMs, disks and networks may use
 # backup_zones  - availability zones backup copies (backup VM and its volume) may use
@@ -7,27 +8,11 @@
 # host_suffixes - every endpoint (cloud API, object store, state backend, log sink, DNS) must be one
 #                 of these hosts or end in "." + one of them
 locals {
+  regions_dir = "${path.module}/../../../regions"
   countries = {
-    ru = {
-      name          = "Russia"
-      zones         = ["ru-central1-a", "ru-central1-b", "ru-central1-d"]
-      backup_zones  = ["ru-central1-a", "ru-central1-b", "ru-central1-d"]
-      regions       = ["ru-central1"]
-      host_suffixes = ["cloud.yandex.net", "yandexcloud.net", "medfed.ru"]
-    }
-    kz = {
-      name          = "Kazakhstan"
-      zones         = ["kz1-a", "kz-ala-1a", "kz-ala-1b", "kz-ast-1a"]
-      backup_zones  = ["kz1-a", "kz-ala-1a", "kz-ala-1b", "kz-ast-1a"]
-      regions       = ["kz1", "kz-ala"]
-      host_suffixes = ["yandexcloud.kz", "ps.kz", "medfed.kz"]
-    }
-    uz = {
-      name          = "Uzbekistan"
-      zones         = ["uz-tas-1a", "uz-tas-1b", "uz-sam-1a"]
-      backup_zones  = ["uz-tas-1a", "uz-tas-1b", "uz-sam-1a"]
-      regions       = ["uz-tas"]
-      host_suffixes = ["uzcloud.uz", "medfed.uz"]
+    for f in fileset(local.regions_dir, "*/infra.json") : dirname(f) => {
+      for k, v in jsondecode(file("${local.regions_dir}/${f}")) : k => v
+      if contains(["name", "zones", "backup_zones", "regions", "host_suffixes"], k)
     }
   }
 }

@@ -1,10 +1,10 @@
 variable "country" {
-  description = "Country code of the node: a key of local.countries (ru, kz, uz)."
+  description = "Country code of the node: a folder of regions/ with an infra.json (ru, kz, uz, ...)."
   type        = string
 
   validation {
     condition     = contains(keys(local.countries), var.country)
-    error_message = "country ${var.country} has no row in the country table (countries.tf); known: ${join(", ", keys(local.countries))}."
+    error_message = "country ${var.country} has no regions/${var.country}/infra.json; known: ${join(", ", keys(local.countries))}."
   }
 }
 

@@ -133,7 +133,7 @@ run "uz_region_in_russia" {
 run "unknown_country" {
   command = plan
   variables {
-    country = "xx"
+    country = "zz"
   }
   expect_failures = [var.country]
 }
