@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 from advanced_alchemy.extensions.litestar import (
@@ -10,7 +12,7 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
-from litestar import Litestar, Router
+from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
@@ -30,7 +32,12 @@ from medplat.domain.accounts.controllers import (
     MeController,
     ModerationController,
 )
+from medplat.domain.cases.controllers import CaseController, CaseModerationController
 from medplat.domain.content.controllers import ContentController
+from medplat.domain.director.controllers import DirectorController
+from medplat.domain.events.controllers import AttendanceController, EventController, MyEventsController
+from medplat.domain.feed.controllers import FeedController
+from medplat.domain.feed.service import PageCache
 from medplat.domain.system.controllers import HealthController
 from medplat.logs import configure_logging
 from medplat.node import object_store
@@ -58,6 +65,22 @@ async def wake_apply(origin: str) -> None:
     await anyio.to_thread.run_sync(lambda: celery.send_task("sync.apply", args=[origin], queue="inbox"))
 
 
+BENCH_ENV = "MEDFED_BENCH_CEILING"
+
+
+def bench_routes() -> list[Any]:
+    """A bare JSON endpoint, `GET /bench/ceiling`, only when MEDFED_BENCH_CEILING=1 (bench/feed_load.py sets it
+    for the node it starts): the ceiling the feed is compared with on the same server. Never on otherwise."""
+    if os.environ.get(BENCH_ENV) != "1":
+        return []
+
+    @get("/bench/ceiling", opt={"access": PUBLIC}, sync_to_thread=False, include_in_schema=False)
+    def ceiling() -> dict[str, object]:
+        return {"status": "ok", "items": []}
+
+    return [ceiling]
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.region.code, settings.log_level)
@@ -80,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "sync": context_for(settings),
             "wake_delivery": wake_delivery,
             "wake_apply": wake_apply,
+            "feed_cache": PageCache(),
         }
     )
 
@@ -95,7 +119,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ModerationController,
             ComplianceController,
             ContentController,
+            FeedController,
+            CaseController,
+            CaseModerationController,
+            EventController,
+            MyEventsController,
+            AttendanceController,
+            DirectorController,
             FederationController,
+            *bench_routes(),
         ],
         plugins=[sqlalchemy],
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
