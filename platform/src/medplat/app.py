@@ -23,7 +23,7 @@ from medplat import __version__
 from medplat.api.middleware import request_id_middleware
 from medplat.api.problems import EXCEPTION_HANDLERS
 from medplat.config import Settings, get_settings
-from medplat.db.engine import async_engine
+from medplat.db.engine import async_engine, read_engine
 from medplat.db.migrate import head_revision
 from medplat.domain.accounts.controllers import (
     AuthController,
@@ -85,6 +85,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.region.code, settings.log_level)
     engine = async_engine(settings.database_url, pool_size=10, max_overflow=10)
+    # Sized for a worker's concurrent requests: a connection opened past `pool_size` is closed again on return,
+    # and opening one (SCRAM authentication) costs more than the query.
+    reads = read_engine(settings.database_url, pool_size=32, max_overflow=16)
     sqlalchemy = SQLAlchemyPlugin(
         config=SQLAlchemyAsyncConfig(
             engine_instance=engine,
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         {
             "settings": settings,
             "db_engine": engine,
+            "read_engine": reads,
             "object_store": object_store(settings),
             "schema_head": head_revision(),
             "draining": False,
@@ -144,7 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin(path="/")],
             openapi_router=Router("/schema", route_handlers=[], opt={"access": PUBLIC}),
         ),
-        on_shutdown=[engine.dispose],
+        on_shutdown=[engine.dispose, reads.dispose],
         logging_config=None,  # medplat.logs owns logging: one JSON stream for every library
         debug=False,
     )

@@ -65,13 +65,13 @@ class FeedController(Controller):
         """Query: `language` (default: the node's), `specializations` (comma-separated; default: mine), `cursor`
         (from `next_cursor`), `limit` (1–50, 20). Items without specializations are for every doctor."""
         state = request.app.state
-        who = await viewer(state.db_engine, me(request))
+        who = await viewer(state.read_engine, me(request))
         require_verified(who)
         query = feed_query(request, state.settings, who.specializations)
         cache: PageCache = state.feed_cache
         page = cache.get(query, who.feed_version)
         if page is None:
-            page = await render_page(state.db_engine, query)
+            page = await render_page(state.read_engine, query)
             cache.put(query, who.feed_version, page)
         headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
         if etag_matches(request.headers.get("if-none-match"), page.etag):
