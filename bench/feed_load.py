@@ -88,7 +88,8 @@ def seed(url: str, items: int) -> None:
                 (item_id, texts[0]["title"], specs, stamp, stamp),
             )
             cur.execute(
-                "INSERT INTO shared.content_version (item_id, version, op, document, content_hash, created_at) VALUES (%s, 1, 'upsert', %s, %s, %s)",
+                "INSERT INTO shared.content_version (item_id, version, op, document, content_hash, created_at)"
+                " VALUES (%s, 1, 'upsert', %s, %s, %s)",
                 (item_id, json.dumps(document), "0" * 64, stamp),
             )
         cur.execute("ANALYZE shared.content_item")
@@ -175,7 +176,18 @@ def main() -> None:
             "MEDFED_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
             "MEDFED_BENCH_CEILING": "1",
         }
-        argv = [sys.executable, "-m", "medplat.cli", "serve", "--host", "127.0.0.1", "--port", str(node_port), "--workers", str(args.workers)]
+        argv = [
+            sys.executable,
+            "-m",
+            "medplat.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(node_port),
+            "--workers",
+            str(args.workers),
+        ]
         node = Child("node", argv, root / "node.log", env=env).start()
         children.append(node)
         base = f"http://127.0.0.1:{node_port}"

@@ -118,7 +118,9 @@ async def test_several_findings_are_all_named(client: Any, settings: Settings) -
         ({k: v for k, v in CASE.items() if k != "outcome"}, "body", "Object missing required field `outcome`"),
     ],
 )
-async def test_bad_case_input_is_a_problem_naming_the_field(client: Any, settings: Settings, body: dict[str, Any], field: str, reason: str) -> None:
+async def test_bad_case_input_is_a_problem_naming_the_field(
+    client: Any, settings: Settings, body: dict[str, Any], field: str, reason: str
+) -> None:
     doctor = await verified_doctor(client, settings)
     response = await client.post("/api/v1/cases", json=body, headers=doctor["headers"])
     assert response.status_code == 400, response.text
@@ -136,7 +138,10 @@ async def test_photos_are_checked_before_they_reach_the_personal_bucket(client: 
         return await client.put(where, content=data, headers={**doctor["headers"], "Content-Type": media_type})
 
     wrong_type = await put(PDF, "application/pdf")
-    assert (wrong_type.status_code, wrong_type.json()["errors"]) == (415, [{"field": "content-type", "reason": "must be one of image/jpeg, image/png"}])
+    assert (wrong_type.status_code, wrong_type.json()["errors"]) == (
+        415,
+        [{"field": "content-type", "reason": "must be one of image/jpeg, image/png"}],
+    )
     mismatch = await put(PDF, "image/png")
     assert (mismatch.status_code, mismatch.json()["type"]) == (415, "https://medfed.dev/problems/content-mismatch")
     too_large = await put(PNG + bytes(10 * 1024 * 1024), "image/png")
@@ -228,7 +233,11 @@ async def test_registration_attendance_and_cancellation(client: Any, settings: S
     url = f"/api/v1/events/{congress}/registration"
     registered = await client.put(url, headers=doctor["headers"])
     assert registered.status_code == 201, registered.text
-    assert (registered.json()["title"], registered.json()["status"], registered.json()["event"]) == ("Конгресс дерматологов", "registered", CONGRESS)
+    assert (registered.json()["title"], registered.json()["status"], registered.json()["event"]) == (
+        "Конгресс дерматологов",
+        "registered",
+        CONGRESS,
+    )
     twice = await client.put(url, headers=doctor["headers"])
     assert (twice.status_code, twice.json()["type"]) == (409, "https://medfed.dev/problems/already-registered")
     not_event = await client.put(f"/api/v1/events/{article}/registration", headers=doctor["headers"])
@@ -306,9 +315,9 @@ async def test_export_and_erasure_cover_cases_photos_and_registrations(client: A
         await client.put(f"/api/v1/events/{congress}/registration", headers=who["headers"])
 
     export = (await client.get("/api/v1/me/export", headers=doctor["headers"])).json()
-    assert [(c["id"], c["condition"], [(p["stage"], p["media_type"], p["length"]) for p in c["photos"]]) for c in export["clinical_cases"]] == [
-        (case["id"], CASE["condition"], [("before", "image/png", len(PNG))])
-    ]
+    assert [
+        (c["id"], c["condition"], [(p["stage"], p["media_type"], p["length"]) for p in c["photos"]]) for c in export["clinical_cases"]
+    ] == [(case["id"], CASE["condition"], [("before", "image/png", len(PNG))])]
     assert [(r["event_id"], r["status"]) for r in export["event_registrations"]] == [(congress, "registered")]
     assert "key" not in export["clinical_cases"][0]["photos"][0]
 

@@ -73,7 +73,12 @@ def applied_item(
 async def publish_here(client: Any, settings: Settings, title: str, specializations: list[str], kind: str = "article") -> str:
     """An item an editor of this node publishes (no targets: it stays on this node)."""
     editor = staff(settings, Role.EDITOR, "editor-1")
-    body = {"kind": kind, "category": kind, "texts": [{"language": "ru", "title": title, "body": "Текст."}], "specializations": specializations}
+    body = {
+        "kind": kind,
+        "category": kind,
+        "texts": [{"language": "ru", "title": title, "body": "Текст."}],
+        "specializations": specializations,
+    }
     created = await client.post("/api/v1/content", json=body, headers=editor)
     assert created.status_code == 201, created.text
     published = await client.post(f"/api/v1/content/{created.json()['id']}/publish", headers=editor)
@@ -133,7 +138,10 @@ async def test_the_feed_shows_what_is_published_here_for_my_specializations_and_
 
     assert titles(await client.get("/api/v1/feed?language=kk", headers=doctor["headers"])) == ["Акне: жаңа ұсыныстар"]
     assert titles(await client.get("/api/v1/feed?language=en", headers=doctor["headers"])) == ["Only in English"]
-    assert titles(await client.get("/api/v1/feed?specializations=cardiology", headers=doctor["headers"])) == ["Кардиология", "Общая новость"]
+    assert titles(await client.get("/api/v1/feed?specializations=cardiology", headers=doctor["headers"])) == [
+        "Кардиология",
+        "Общая новость",
+    ]
 
 
 async def test_cursor_pages_walk_every_item_once_newest_first(client: Any, settings: Settings) -> None:
