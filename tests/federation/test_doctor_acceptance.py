@@ -91,8 +91,9 @@ def test_a_new_doctor_on_kz_signs_in_and_reads_the_feed(federation: tuple[Launch
     assert feed.headers["cache-control"] == "private, no-cache"
     assert http.get("/api/v1/feed", headers={**me, "If-None-Match": feed.headers["etag"]}).status_code == 304
 
+    # ru holds its own signing key, so the signature fails before the issuer is even compared.
     refused = httpx.get(f"{ru['node_url']}/api/v1/feed", headers=me, timeout=20)
-    assert (refused.status_code, refused.json()["detail"]) == (401, "token was not issued by this node")
+    assert (refused.status_code, refused.json()["detail"]) == (401, "invalid token")
     assert httpx.get(f"{ru['node_url']}/api/v1/me", headers=me, timeout=20).status_code == 401
 
 
