@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 from advanced_alchemy.extensions.litestar import (
@@ -10,7 +12,7 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
-from litestar import Litestar, Router
+from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
@@ -22,7 +24,7 @@ from medplat.api.middleware import request_id_middleware
 from medplat.api.problems import EXCEPTION_HANDLERS
 from medplat.audit.api import AuditController
 from medplat.config import Settings, get_settings
-from medplat.db.engine import async_engine
+from medplat.db.engine import async_engine, read_engine
 from medplat.db.migrate import head_revision
 from medplat.domain.accounts.controllers import (
     AuthController,
@@ -31,7 +33,12 @@ from medplat.domain.accounts.controllers import (
     MeController,
     ModerationController,
 )
+from medplat.domain.cases.controllers import CaseController, CaseModerationController
 from medplat.domain.content.controllers import ContentController
+from medplat.domain.director.controllers import DirectorController
+from medplat.domain.events.controllers import AttendanceController, EventController, MyEventsController
+from medplat.domain.feed.controllers import FeedController
+from medplat.domain.feed.service import PageCache
 from medplat.domain.system.controllers import HealthController
 from medplat.logs import configure_logging
 from medplat.node import object_store
@@ -59,10 +66,29 @@ async def wake_apply(origin: str) -> None:
     await anyio.to_thread.run_sync(lambda: celery.send_task("sync.apply", args=[origin], queue="inbox"))
 
 
+BENCH_ENV = "MEDFED_BENCH_CEILING"
+
+
+def bench_routes() -> list[Any]:
+    """A bare JSON endpoint, `GET /bench/ceiling`, only when MEDFED_BENCH_CEILING=1 (bench/feed_load.py sets it
+    for the node it starts): the ceiling the feed is compared with on the same server. Never on otherwise."""
+    if os.environ.get(BENCH_ENV) != "1":
+        return []
+
+    @get("/bench/ceiling", opt={"access": PUBLIC}, sync_to_thread=False, include_in_schema=False)
+    def ceiling() -> dict[str, object]:
+        return {"status": "ok", "items": []}
+
+    return [ceiling]
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.region.code, settings.log_level)
     engine = async_engine(settings.database_url, pool_size=10, max_overflow=10)
+    # Sized for a worker's concurrent requests: a connection opened past `pool_size` is closed again on return,
+    # and opening one (SCRAM authentication) costs more than the query.
+    reads = read_engine(settings.database_url, pool_size=32, max_overflow=16)
     sqlalchemy = SQLAlchemyPlugin(
         config=SQLAlchemyAsyncConfig(
             engine_instance=engine,
@@ -75,12 +101,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         {
             "settings": settings,
             "db_engine": engine,
+            "read_engine": reads,
             "object_store": object_store(settings),
             "schema_head": head_revision(),
             "draining": False,
             "sync": context_for(settings),
             "wake_delivery": wake_delivery,
             "wake_apply": wake_apply,
+            "feed_cache": PageCache(),
         }
     )
 
@@ -96,8 +124,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ModerationController,
             ComplianceController,
             ContentController,
+            FeedController,
+            CaseController,
+            CaseModerationController,
+            EventController,
+            MyEventsController,
+            AttendanceController,
+            DirectorController,
             FederationController,
             AuditController,
+            *bench_routes(),
         ],
         plugins=[sqlalchemy],
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
@@ -114,7 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin(path="/")],
             openapi_router=Router("/schema", route_handlers=[], opt={"access": PUBLIC}),
         ),
-        on_shutdown=[engine.dispose],
+        on_shutdown=[engine.dispose, reads.dispose],
         logging_config=None,  # medplat.logs owns logging: one JSON stream for every library
         debug=False,
     )

@@ -122,7 +122,8 @@ def roles(*allowed: Role) -> Any:
         if "sid" in claims:
             from medplat.domain.accounts.sessions import session_is_active
 
-            if not await session_is_active(connection.app.state.db_engine, claims["sid"], claims["sub"]):
+            state = connection.app.state
+            if not await session_is_active(state.get("read_engine") or state.db_engine, claims["sid"], claims["sub"]):
                 raise NotAuthorizedException("this sign-in has ended; sign in again", headers={"WWW-Authenticate": "Bearer"})
         if not set(claims.get("roles", [])) & {str(r) for r in allowed}:
             raise PermissionDeniedException(f"requires one of the roles: {', '.join(sorted(allowed))}")

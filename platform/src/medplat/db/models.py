@@ -10,11 +10,13 @@ from __future__ import annotations
 from medplat.audit import models as audit_models
 from medplat.db.base import Base
 from medplat.domain.accounts import models as accounts_models
+from medplat.domain.cases import models as cases_models
 from medplat.domain.content import models as content_models
+from medplat.domain.events import models as events_models
 from medplat.domain.system import models as system_models
 from medsync import models as sync_models
 
-MODEL_MODULES = (accounts_models, content_models, system_models, sync_models, audit_models)
+MODEL_MODULES = (accounts_models, cases_models, content_models, events_models, system_models, sync_models, audit_models)
 
 
 def all_mappers() -> list:  # type: ignore[type-arg]

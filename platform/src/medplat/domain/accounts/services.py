@@ -42,6 +42,10 @@ from medplat.domain.accounts.schemas import (
     ReceptionHours,
     Workplace,
 )
+from medplat.domain.cases.models import CasePhoto, ClinicalCase
+from medplat.domain.cases.service import CaseService, photo_prefix
+from medplat.domain.events.models import EventRegistration
+from medplat.domain.events.service import EventService
 from medplat.fields import lookup_hash
 from medplat.storage import ObjectStore
 
@@ -376,6 +380,8 @@ class AccountService:
                 for s in sessions
             ],
             "data_subject_requests": [msgspec.to_builtins(dsr_read(r)) for r in requests],
+            "clinical_cases": await CaseService(self.session, self.settings, self.store).export(doctor_id),
+            "event_registrations": await EventService(self.session).export(doctor_id),
         }
 
     async def erase(self, doctor_id: uuid.UUID) -> DataSubjectRequest:
@@ -386,13 +392,16 @@ class AccountService:
         doctor = await self.doctor(doctor_id)
         row = self._record(doctor.id, "erasure")
         diploma = await self.diploma_of(doctor.id)
-        prefix = f"diplomas/{doctor.id}/"
-        keys = {o.key for o in await anyio.to_thread.run_sync(lambda: list(self.store.list(self.settings.personal_bucket, prefix)))}
+        keys: set[str] = set()
+        for prefix in (f"diplomas/{doctor.id}/", photo_prefix(doctor.id)):
+            listed = await anyio.to_thread.run_sync(lambda p: list(self.store.list(self.settings.personal_bucket, p)), prefix)
+            keys |= {o.key for o in listed}
         if diploma is not None:
             keys.add(diploma.key)
+        keys |= set(await self.session.scalars(select(CasePhoto.key).where(CasePhoto.doctor_id == doctor.id)))
         for key in sorted(keys):
             await anyio.to_thread.run_sync(self.store.delete, self.settings.personal_bucket, key)
-        for model in (OtpChallenge, SignInSession, ProfileChange, Consent, Diploma):
+        for model in (CasePhoto, ClinicalCase, EventRegistration, OtpChallenge, SignInSession, ProfileChange, Consent, Diploma):
             await self.session.execute(delete(model).where(model.doctor_id == doctor.id))
         await self.session.delete(doctor)
         row.status, row.completed_at = "completed", _now()

@@ -20,6 +20,7 @@ async def session_is_active(engine: AsyncEngine, session_id: str, subject: str) 
         sid = uuid.UUID(session_id)
     except ValueError:
         return False
+    table = SignInSession.__table__
     async with engine.connect() as conn:
-        row = (await conn.execute(select(SignInSession.doctor_id, SignInSession.revoked_at).where(SignInSession.id == sid))).first()
+        row = (await conn.execute(select(table.c.doctor_id, table.c.revoked_at).where(table.c.id == sid))).first()
     return row is not None and row.revoked_at is None and str(row.doctor_id) == subject

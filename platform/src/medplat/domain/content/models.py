@@ -11,7 +11,7 @@ import datetime
 import uuid
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,7 +24,17 @@ class ContentItem(Entity):
     state of the newest applied version (or its tombstone)."""
 
     __tablename__ = "content_item"
-    __table_args__ = {"schema": "shared"}
+    __table_args__ = (
+        # The doctors' feed (medplat.domain.feed): published items newest first, read from the index alone.
+        Index(
+            "ix_shared_content_item_feed",
+            "updated_at",
+            "id",
+            postgresql_include=["version", "kind", "category", "title", "languages", "specializations"],
+            postgresql_where=text("status = 'published'"),
+        ),
+        {"schema": "shared"},
+    )
     __residency__ = Residency.SHARED
     __data_category__ = DataCategory.CONTENT
 

@@ -1,0 +1,1 @@
+"""Anonymised clinical cases: PERSONAL health data of this node, moderated, never in a manifest."""
