@@ -15,7 +15,8 @@ On a fresh local federation:
    With `--wake each` (the default) each publish wakes the workers at once, as the editor API does, and
    the clock runs from the first publish until both targets hold every item; publishing overlaps with
    delivery and its duration is reported separately. With `--wake once` the drafts are published
-   without wake-ups and the clock starts at one wake-up per target (a backlog, as after an outage).
+   without wake-ups, with the beat sweep of the local federation set to once a day, and the clock starts at
+   one wake-up per target (a backlog, as after an outage).
 3. Baselines on the same machine, after our replication has finished:
    (a) PostgreSQL logical replication of the same rows (ru's shared.content_item and its
        shared.content_version) between two extra clusters started here with wal_level=logical: the
@@ -407,6 +408,9 @@ def main() -> None:
         parser.error("--media cannot exceed --items")
 
     print_header(f"sync throughput: {args.items} items, {args.media} x {args.media_mb} MiB media, ru -> kz and uz")
+    if args.wake == "once":
+        # A backlog: the beat sweep (every 10 s) would otherwise start delivery while publishing.
+        os.environ["MEDFED_SWEEP_SECONDS"] = "86400"
     with local_federation("throughput") as nodes:
         ours = replicate(nodes, args)
         report_ours(ours)
