@@ -8,13 +8,14 @@ medplat.domain that defines a mapped class is imported.
 from __future__ import annotations
 
 from medplat.audit import models as audit_models
+from medplat.compliance import models as compliance_models
 from medplat.db.base import Base
 from medplat.domain.accounts import models as accounts_models
 from medplat.domain.content import models as content_models
 from medplat.domain.system import models as system_models
 from medsync import models as sync_models
 
-MODEL_MODULES = (accounts_models, content_models, system_models, sync_models, audit_models)
+MODEL_MODULES = (accounts_models, content_models, system_models, sync_models, audit_models, compliance_models)
 
 
 def all_mappers() -> list:  # type: ignore[type-arg]
