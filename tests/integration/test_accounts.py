@@ -504,7 +504,11 @@ async def test_erasure_removes_the_account_and_the_scan_and_is_recorded(client: 
     assert (await client.get("/api/v1/me", headers=bearer(doctor["access_token"]))).status_code == 401
     recorded = await client.get("/api/v1/compliance/data-subject-requests", headers=staff(settings, Role.COMPLIANCE, "officer-1"))
     assert recorded.status_code == 200
-    assert [(r["doctor_id"], r["kind"], r["status"]) for r in recorded.json()] == [(doctor["id"], "erasure", "completed")]
+    # The doctor's own profile change was a rectification request; the erasure closes it.
+    assert [(r["doctor_id"], r["kind"], r["status"]) for r in recorded.json()] == [
+        (doctor["id"], "rectification", "completed"),
+        (doctor["id"], "erasure", "completed"),
+    ]
     assert (await client.get("/api/v1/compliance/data-subject-requests", headers=bearer(doctor["access_token"]))).status_code == 401
     refused = await client.get("/api/v1/compliance/data-subject-requests", headers=staff(settings, Role.MODERATOR))
     assert refused.status_code == 403

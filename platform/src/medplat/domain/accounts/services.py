@@ -410,6 +410,11 @@ class AccountService:
             rows[model.__table__.fullname] = result.rowcount  # type: ignore[attr-defined]
         await self.session.delete(doctor)
         rows[Doctor.__table__.fullname] = 1
+        # Open requests of the person (a rectification waiting for a moderator) have nothing left to act on.
+        for open_row in await self.session.scalars(
+            select(DataSubjectRequest).where(DataSubjectRequest.doctor_id == doctor.id, DataSubjectRequest.status == "received", DataSubjectRequest.id != row.id)
+        ):
+            await self._complete(open_row, superseded_by=str(row.id))
         await self._complete(row, objects=len(keys), bucket=self.settings.personal_bucket, rows=rows)
         _log.info("dsr.erasure", dsr_id=str(row.id), objects=len(keys))
         return row
