@@ -171,13 +171,25 @@ def report_command(region: str, out: Path, fmt: str, since: datetime.datetime | 
     click.echo(f"{region}: signed residency report written to {written} (scan {'ok' if scan['ok'] else 'FAILED'}, audit size {document['audit']['size']})")
 
 
+def default_trust_dir() -> Path:
+    """$MEDFED_TRUST_DIR, else the local federation's (`.medfed/trust`) when there is one here, else regions/trust."""
+    import os
+
+    from medplat.cli_content import STATE_DIR
+    from medplat.config import regions_dir
+
+    if explicit := os.environ.get("MEDFED_TRUST_DIR"):
+        return Path(explicit)
+    local = STATE_DIR / "trust"
+    return local if (local / "1.trust.json").is_file() else regions_dir() / "trust"
+
+
 def _keys(trust_dir: Path | None, key: Path | None) -> tuple[Any, list[Any] | None, str]:
     from medplat.compliance import keys as trust_keys
-    from medplat.config import regions_dir
     from medsync.errors import TrustError
 
     explicit = [trust_keys.from_key_file(key)] if key else None
-    directory = trust_dir or regions_dir() / "trust"
+    directory = trust_dir or default_trust_dir()
     try:
         keys_of, source = trust_keys.from_trust_dir(directory)
     except TrustError:
@@ -189,7 +201,7 @@ def _keys(trust_dir: Path | None, key: Path | None) -> tuple[Any, list[Any] | No
 
 @compliance.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--trust-dir", type=click.Path(file_okay=False, path_type=Path), help="trust folder (default: regions/trust)")
+@click.option("--trust-dir", type=click.Path(file_okay=False, path_type=Path), help="trust folder (default: $MEDFED_TRUST_DIR, .medfed/trust, regions/trust)")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="the node's public key instead of the trust file")
 def verify_command(file: Path, trust_dir: Path | None, key: Path | None) -> None:
     """Check a signed report (or destruction act) offline: prints `valid` or one line naming what is wrong."""

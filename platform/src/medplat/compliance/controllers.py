@@ -16,7 +16,7 @@ import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.orm import Session
 
@@ -51,11 +51,11 @@ class ComplianceNodeController(Controller):
     async def transfers(
         self,
         state: State,
-        since: Annotated[datetime.date | None, Parameter(query="from", description="first day (UTC), inclusive")] = None,
-        until: Annotated[datetime.date | None, Parameter(query="to", description="last day (UTC), inclusive")] = None,
-        region: Annotated[str | None, Parameter(query="region", pattern="^[a-z]{2}$", description="the peer region")] = None,
-        item: Annotated[uuid.UUID | None, Parameter(query="item", description="a content item id")] = None,
-        format: Annotated[str, Parameter(query="format", pattern="^(json|csv)$")] = "json",  # noqa: A002
+        since: Annotated[datetime.date | None, QueryParameter(name="from", description="first day (UTC), inclusive")] = None,
+        until: Annotated[datetime.date | None, QueryParameter(name="to", description="last day (UTC), inclusive")] = None,
+        region: Annotated[str | None, QueryParameter(name="region", pattern="^[a-z]{2}$", description="the peer region")] = None,
+        item: Annotated[uuid.UUID | None, QueryParameter(name="item", description="a content item id")] = None,
+        format: Annotated[str, QueryParameter(name="format", pattern="^(json|csv)$")] = "json",  # noqa: A002
     ) -> Response[Any]:
         settings: Settings = state.settings
         query = register.Query(_day(since), _day(until + datetime.timedelta(days=1)) if until else None, region, item)
@@ -73,7 +73,7 @@ class ComplianceNodeController(Controller):
         return Response({"region": settings.region.code, "transfers": register.to_json(found), "totals": register.totals(found)})
 
     @get("/datamap", summary="The data map generated from the code's declarations (compliance officer)")
-    async def datamap(self, state: State, format: Annotated[str, Parameter(query="format", pattern="^(json|csv)$")] = "json") -> Response[Any]:  # noqa: A002
+    async def datamap(self, state: State, format: Annotated[str, QueryParameter(name="format", pattern="^(json|csv)$")] = "json") -> Response[Any]:  # noqa: A002
         settings: Settings = state.settings
 
         def run() -> Any:
@@ -123,7 +123,7 @@ class FederationSummaryController(Controller):
     guards = [roles(Role.HQ)]
 
     @post("/summary", status_code=HTTP_200_OK, summary="Verify nodes' signed reports and sum their counts and verdicts (HQ officer)")
-    async def summary(self, data: SummaryRequest, state: State) -> dict[str, Any]:
+    async def summary(self, data: JSONBody[SummaryRequest], state: State) -> dict[str, Any]:
         settings: Settings = state.settings
 
         def run() -> dict[str, Any]:
