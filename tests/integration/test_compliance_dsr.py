@@ -27,13 +27,17 @@ from tests.integration.test_compliance_scan import node  # noqa: F401 - the fixt
 
 def _leaves(settings: Settings, kind: str) -> list[dict[str, Any]]:
     with Session(sync_db(settings)) as session:
-        return [json.loads(e)["payload"] for e in session.scalars(select(AuditLeaf.entry).where(AuditLeaf.kind == kind).order_by(AuditLeaf.idx))]
+        return [
+            json.loads(e)["payload"] for e in session.scalars(select(AuditLeaf.entry).where(AuditLeaf.kind == kind).order_by(AuditLeaf.idx))
+        ]
 
 
 async def _doctor(client: Any, settings: Settings) -> dict[str, Any]:
     doctor_id = await register(client)
     tokens = await sign_in(client, settings)
-    response = await client.put("/api/v1/me/diploma", content=PDF, headers={**bearer(tokens["access_token"]), "content-type": "application/pdf"})
+    response = await client.put(
+        "/api/v1/me/diploma", content=PDF, headers={**bearer(tokens["access_token"]), "content-type": "application/pdf"}
+    )
     assert response.status_code == 201
     return {"id": doctor_id, **tokens}
 
@@ -72,7 +76,9 @@ async def test_erasure_steps_are_audit_leaves_and_the_destruction_act_verifies(c
 
 async def test_reminders_are_recorded_once_per_level_and_extension_follows_the_law(client: Any, node: Settings) -> None:  # noqa: F811
     doctor = await _doctor(client, node)
-    changed = await client.post("/api/v1/me/profile-changes", json={"changes": {"position": "Consultant"}}, headers=bearer(doctor["access_token"]))
+    changed = await client.post(
+        "/api/v1/me/profile-changes", json={"changes": {"position": "Consultant"}}, headers=bearer(doctor["access_token"])
+    )
     assert changed.status_code == 201
     with Session(sync_db(node)) as session, session.begin():
         row = session.scalars(select(DataSubjectRequest)).one()

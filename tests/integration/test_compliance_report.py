@@ -30,6 +30,7 @@ from medsync.models import ManifestIn, ManifestOut, Verdict
 from tests.integration.test_accounts import bearer
 from tests.integration.test_compliance_scan import node  # noqa: F401 - the fixture
 
+
 def _cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
@@ -52,7 +53,22 @@ def test_report_verifies_offline_and_any_changed_byte_is_refused(node: Settings,
     data = out.read_bytes()
     document = json.loads(base64.b64decode(json.loads(data)["payload"]))
     assert document["region"] == "kz" and document["scan"]["ok"] is True
-    assert set(document) == {"spec", "region", "country", "law", "generated_at", "period", "node", "cluster", "object_store", "datamap", "scan", "transfers", "dsr", "audit"}
+    assert set(document) == {
+        "spec",
+        "region",
+        "country",
+        "law",
+        "generated_at",
+        "period",
+        "node",
+        "cluster",
+        "object_store",
+        "datamap",
+        "scan",
+        "transfers",
+        "dsr",
+        "audit",
+    }
     public = node.signing_key.public_key()
     # Every single byte changed (each position, flipped by one bit) makes the file invalid.
     for position in range(len(data)):
@@ -64,7 +80,10 @@ def test_report_verifies_offline_and_any_changed_byte_is_refused(node: Settings,
     changed.write_bytes(data.replace(b'"payloadType":"application', b'"payloadType":"applicatioN', 1))
     refused = _cli("compliance", "verify", str(changed), "--key", str(key))
     assert refused.exit_code == 1
-    assert refused.stderr == f"invalid: {changed}: payload type 'applicatioN/vnd.medfed.residency-report+json' is neither a residency report nor a destruction act\n"
+    assert (
+        refused.stderr == f"invalid: {changed}: payload type 'applicatioN/vnd.medfed.residency-report+json' "
+        "is neither a residency report nor a destruction act\n"
+    )
     other = tmp_path / "other.pem"
     other.write_bytes(_pem(Ed25519PrivateKey.generate()))
     wrong_key = _cli("compliance", "verify", str(out), "--key", str(other))
@@ -130,12 +149,16 @@ async def test_the_federation_summary_holds_counts_only_and_hq_sees_nothing_else
     summary = _cli("compliance", "summary", *(str(tmp_path / f"{c}.json") for c in ("ru", "kz", "uz")), "--trust-dir", str(directory))
     assert summary.exit_code == 0, summary.output
     assert summary.stdout.splitlines()[-1] == (
-        f"federation (3 nodes, keys from federation trust file version 1 in {directory}): all ok; 0 manifests out, 0 in; separate clusters: yes"
+        f"federation (3 nodes, keys from federation trust file version 1 in {directory}): "
+        "all ok; 0 manifests out, 0 in; separate clusters: yes"
     )
     forged = _signed_copy(document, "uz", keys["ru"], "3")  # ru's key signing as uz
     (tmp_path / "forged.json").write_bytes(forged)
     refused = _cli("compliance", "summary", str(tmp_path / "kz.json"), str(tmp_path / "forged.json"), "--trust-dir", str(directory))
-    assert (refused.exit_code, refused.stderr) == (1, f"invalid: {tmp_path / 'forged.json'}: signature: no valid signature by a trusted key\n")
+    assert (refused.exit_code, refused.stderr) == (
+        1,
+        f"invalid: {tmp_path / 'forged.json'}: signature: no valid signature by a trusted key\n",
+    )
 
     app_settings = msgspec.structs.replace(node, trust_dir=str(directory))
     from litestar.testing import AsyncTestClient
@@ -149,9 +172,16 @@ async def test_the_federation_summary_holds_counts_only_and_hq_sees_nothing_else
         assert set(answer.json()["nodes"]) == {"kz", "ru", "uz"} and answer.json()["all_ok"] is True
         assert "findings" not in answer.text and "object" not in answer.text
         assert (await hq_client.post("/api/v1/compliance/federation/summary", json=body, headers=officer)).status_code == 403
-        for path in ("/api/v1/compliance/transfers", "/api/v1/compliance/datamap", "/api/v1/compliance/report", "/api/v1/compliance/data-subject-requests"):
+        for path in (
+            "/api/v1/compliance/transfers",
+            "/api/v1/compliance/datamap",
+            "/api/v1/compliance/report",
+            "/api/v1/compliance/data-subject-requests",
+        ):
             assert (await hq_client.get(path, headers=hq)).status_code == 403, path
-        bad = await hq_client.post("/api/v1/compliance/federation/summary", json={"reports": [files["kz"].decode(), forged.decode()]}, headers=hq)
+        bad = await hq_client.post(
+            "/api/v1/compliance/federation/summary", json={"reports": [files["kz"].decode(), forged.decode()]}, headers=hq
+        )
         assert bad.status_code == 422 and bad.json()["detail"] == "signature: no valid signature by a trusted key"
     # Another node's compliance officer: a token of ru is refused by kz (own node only).
     ru_settings = msgspec.structs.replace(node, region=msgspec.structs.replace(node.region, code="ru"))
@@ -164,18 +194,42 @@ def _record_transfers(settings: Settings, item: uuid.UUID) -> None:
     """One manifest out to ru (applied) and one in from uz (rejected), as the sync service records them."""
     import datetime
 
-    doc = SharedDocument(kind="article", category="dermatology", specializations=(), languages=("ru",), texts=(Text(language="ru", title="T", body="B"),))
-    out_env, _, out_hash = manifest.build(origin="kz", target="ru", sequence=1, previous="", items=[manifest.upsert_item(str(item), 1, doc)], keys=[settings.signing_key])
+    doc = SharedDocument(
+        kind="article", category="dermatology", specializations=(), languages=("ru",), texts=(Text(language="ru", title="T", body="B"),)
+    )
+    out_env, _, out_hash = manifest.build(
+        origin="kz", target="ru", sequence=1, previous="", items=[manifest.upsert_item(str(item), 1, doc)], keys=[settings.signing_key]
+    )
     peer = Ed25519PrivateKey.generate()
     other = uuid.uuid4()
-    in_env, _, in_hash = manifest.build(origin="uz", target="kz", sequence=1, previous="", items=[manifest.upsert_item(str(other), 1, doc)], keys=[peer])
+    in_env, _, in_hash = manifest.build(
+        origin="uz", target="kz", sequence=1, previous="", items=[manifest.upsert_item(str(other), 1, doc)], keys=[peer]
+    )
     day = datetime.datetime(2026, 3, 2, 12, tzinfo=datetime.UTC)
     with Session(sync_db(settings)) as session, session.begin():
-        session.add(ManifestOut(target="ru", sequence=1, manifest_hash=out_hash, envelope=out_env.encode(), items=1, bytes=len(out_env.encode()), status="applied", created_at=day))
-        session.add(ManifestIn(origin="uz", sequence=1, manifest_hash=in_hash, in_chain=True, envelope=in_env.encode(), status="rejected", items=1,
-                               bytes=len(in_env.encode()), received_at=day + datetime.timedelta(days=10), reasons=[{"code": "policy.language"}]))  # fmt: skip
+        session.add(
+            ManifestOut(
+                target="ru",
+                sequence=1,
+                manifest_hash=out_hash,
+                envelope=out_env.encode(),
+                items=1,
+                bytes=len(out_env.encode()),
+                status="applied",
+                created_at=day,
+            )
+        )
+        received = ManifestIn(
+            origin="uz", sequence=1, manifest_hash=in_hash, in_chain=True, envelope=in_env.encode(), status="rejected", items=1,
+            bytes=len(in_env.encode()), received_at=day + datetime.timedelta(days=10), reasons=[{"code": "policy.language"}],
+        )  # fmt: skip
+        session.add(received)
         session.add(Verdict(item_id=item, version=1, origin="kz", target="ru", stage="apply", accepted=True, reasons=[]))
-        session.add(Verdict(item_id=other, version=1, origin="uz", target="kz", stage="apply", accepted=False, reasons=[{"code": "policy.language"}]))
+        session.add(
+            Verdict(
+                item_id=other, version=1, origin="uz", target="kz", stage="apply", accepted=False, reasons=[{"code": "policy.language"}]
+            )
+        )
 
 
 async def test_the_transfer_register_by_period_region_and_item(client: Any, node: Settings) -> None:  # noqa: F811
@@ -196,7 +250,7 @@ async def test_the_transfer_register_by_period_region_and_item(client: Any, node
     assert [t["peer"] for t in by_item["transfers"]] == ["ru"] and by_item["totals"]["out:ru"]["verdicts"] == {"accepted": 1}
     as_csv = await client.get("/api/v1/compliance/transfers?format=csv", headers=officer)
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
-    assert [(r["direction"], r["peer"], r["verdicts"]) for r in rows][0] == ("out", "ru", f"{item}=accepted")
+    assert (rows[0]["direction"], rows[0]["peer"], rows[0]["verdicts"]) == ("out", "ru", f"{item}=accepted")
     bad = await client.get("/api/v1/compliance/transfers?from=2026-03-05&to=2026-03-01", headers=officer)
     assert (bad.status_code, bad.headers["content-type"]) == (400, "application/problem+json")
     cli = _cli("compliance", "transfers", "--region", "kz", "--peer", "ru", "--csv")

@@ -44,7 +44,9 @@ def _content(settings: Settings, title: str = "Dermatoscopy basics") -> uuid.UUI
     body = b"\x89PNG\r\n\x1a\n" + bytes(64)
     sha = hashlib.sha256(body).hexdigest()
     with Session(sync_db(settings)) as session, session.begin():
-        item = ContentItem(origin_region="kz", kind="article", title=title, category="dermatology", specializations=[], languages=["ru"], targets=[])
+        item = ContentItem(
+            origin_region="kz", kind="article", title=title, category="dermatology", specializations=[], languages=["ru"], targets=[]
+        )
         session.add(item)
         session.flush()
         key = CONTENT_MEDIA.key(str(item.id), sha)
@@ -56,7 +58,9 @@ def _content(settings: Settings, title: str = "Dermatoscopy basics") -> uuid.UUI
 async def _clean_node(client: Any, settings: Settings) -> dict[str, Any]:
     doctor_id = await register(client)
     tokens = await sign_in(client, settings)
-    response = await client.put("/api/v1/me/diploma", content=PDF, headers={**bearer(tokens["access_token"]), "content-type": "application/pdf"})
+    response = await client.put(
+        "/api/v1/me/diploma", content=PDF, headers={**bearer(tokens["access_token"]), "content-type": "application/pdf"}
+    )
     assert response.status_code == 201, response.text
     return {"id": doctor_id, "item": _content(settings)}
 
@@ -104,13 +108,15 @@ async def test_each_planted_violation_is_caught_with_its_exact_finding(client: A
     assert lines == [
         f"kz CRITICAL  home_region: personal.doctor#{clean['id']}: a personal row whose home region is not kz (fix: {move})",
         f"kz CRITICAL  home_region: personal.doctor#{clean['id']}: a personal row whose citizenship is not served by kz (KZ) (fix: {move})",
-        f"kz CRITICAL  objects: s3://{settings.shared_bucket}/{stray} (diploma_scans): a file under a personal prefix sits in the shared bucket "
+        f"kz CRITICAL  objects: s3://{settings.shared_bucket}/{stray} (diploma_scans): "
+        "a file under a personal prefix sits in the shared bucket "
         "(fix: delete it from this bucket (a personal file must stay in the personal bucket only) and find which code path wrote it)",
         f"kz CRITICAL  personal_data_in_shared: shared.content_item#{leaky} at title (phone): personal data inside shared content "
         "(fix: edit the content to remove it and publish a new version (or retract it); the border check blocks it from leaving)",
         "kz VIOLATION schema: public.notes: a table the code does not declare "
         "(fix: map it with a model declaring residency, category, legal basis and retention, or drop it)",
-        "kz VIOLATION schema: shared.content_item.author_phone: a column the code does not declare (fix: add it to its model (and a migration), or drop it)",
+        "kz VIOLATION schema: shared.content_item.author_phone: a column the code does not declare "
+        "(fix: add it to its model (and a migration), or drop it)",
         "kz residency scan FAILED: 4 critical, 2 violation, 0 warning (7 checks, " + lines[-1].split("(7 checks, ")[1],
     ]
     assert "555 98 76" not in result.output and "5559876" not in result.output
@@ -158,7 +164,14 @@ async def test_the_data_map_comes_from_the_declarations_and_names_the_real_store
     assert tables["shared.content_item"]["legal_basis"] == "not_personal"
     assert tables["node.alembic_version"]["residency"] == "node_local"
     with sync_db(settings).connect() as conn:
-        live = set(conn.execute(text("SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname IN ('personal','shared','federation','audit','node')")).scalars())
+        live = set(
+            conn.execute(
+                text(
+                    "SELECT schemaname || '.' || tablename FROM pg_tables "
+                    "WHERE schemaname IN ('personal','shared','federation','audit','node')"
+                )
+            ).scalars()
+        )
     assert live == set(tables), "every live table is in the map and every mapped table is live"
     prefixes = {(p["bucket"], p["prefix"]): p for p in datamap["prefixes"]}
     assert prefixes[(settings.personal_bucket, "diplomas/")]["referenced_by"] == "personal.diploma.key"

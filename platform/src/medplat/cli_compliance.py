@@ -168,7 +168,10 @@ def report_command(region: str, out: Path, fmt: str, since: datetime.datetime | 
         out.write_bytes(reports.to_pdf(document, hashlib.sha256(signed).hexdigest()))
     scan = document["scan"]
     written = f"{json_path}" + (f" and {out}" if out != json_path else "")
-    click.echo(f"{region}: signed residency report written to {written} (scan {'ok' if scan['ok'] else 'FAILED'}, audit size {document['audit']['size']})")
+    click.echo(
+        f"{region}: signed residency report written to {written} "
+        f"(scan {'ok' if scan['ok'] else 'FAILED'}, audit size {document['audit']['size']})"
+    )
 
 
 def default_trust_dir() -> Path:
@@ -201,7 +204,11 @@ def _keys(trust_dir: Path | None, key: Path | None) -> tuple[Any, list[Any] | No
 
 @compliance.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--trust-dir", type=click.Path(file_okay=False, path_type=Path), help="trust folder (default: $MEDFED_TRUST_DIR, .medfed/trust, regions/trust)")
+@click.option(
+    "--trust-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="trust folder (default: $MEDFED_TRUST_DIR, .medfed/trust, regions/trust)",
+)
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="the node's public key instead of the trust file")
 def verify_command(file: Path, trust_dir: Path | None, key: Path | None) -> None:
     """Check a signed report (or destruction act) offline: prints `valid` or one line naming what is wrong."""
@@ -241,10 +248,14 @@ def summary_command(files: tuple[Path, ...], trust_dir: Path | None, as_json: bo
         return
     for code, node in summary["nodes"].items():
         sev = node["by_severity"]
-        moved = "; ".join(f"{t['direction']} {t['peer']}: {t['manifests']} manifests {t['items']} items" for t in node["transfers"]) or "no transfers"
+        moved = (
+            "; ".join(f"{t['direction']} {t['peer']}: {t['manifests']} manifests {t['items']} items" for t in node["transfers"])
+            or "no transfers"
+        )
         click.echo(
             f"{code}: scan {'ok' if node['scan_ok'] else 'FAILED'} ({sev['critical']} critical, {sev['violation']} violations, "
-            f"{sev['warning']} warnings); {moved}; audit {node['audit_size']} leaves, cosigned by {', '.join(node['checkpoint_cosigned_by']) or 'nobody'}"
+            f"{sev['warning']} warnings); {moved}; audit {node['audit_size']} leaves, "
+            f"cosigned by {', '.join(node['checkpoint_cosigned_by']) or 'nobody'}"
         )
     t = summary["totals"]
     click.echo(
@@ -306,7 +317,9 @@ def dsr_remind(region: str) -> None:
             counts = dsr.reminders(session, settings)
     finally:
         engine.dispose()
-    click.echo(f"{region}: {counts['open']} open, {counts['due_soon']} due soon, {counts['overdue']} overdue, {counts['recorded']} new reminders")
+    click.echo(
+        f"{region}: {counts['open']} open, {counts['due_soon']} due soon, {counts['overdue']} overdue, {counts['recorded']} new reminders"
+    )
 
 
 @dsr_group.command("extend")
@@ -335,7 +348,9 @@ def dsr_extend(region: str, dsr_id: uuid.UUID) -> None:
 @dsr_group.command("act")
 @click.option("--region", required=True)
 @click.argument("dsr_id", type=click.UUID)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the signed act (JSON); a PDF is written beside it")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the signed act (JSON); a PDF is written beside it"
+)
 def dsr_act(region: str, dsr_id: uuid.UUID, out: Path) -> None:
     """The destruction act of a completed erasure, with the event log extract and its inclusion proofs, signed."""
     import hashlib

@@ -51,29 +51,34 @@ class ComplianceNodeController(Controller):
     async def transfers(
         self,
         state: State,
+        *,
         since: Annotated[datetime.date | None, QueryParameter(name="from", description="first day (UTC), inclusive")] = None,
         until: Annotated[datetime.date | None, QueryParameter(name="to", description="last day (UTC), inclusive")] = None,
         region: Annotated[str | None, QueryParameter(name="region", pattern="^[a-z]{2}$", description="the peer region")] = None,
         item: Annotated[uuid.UUID | None, QueryParameter(name="item", description="a content item id")] = None,
-        format: Annotated[str, QueryParameter(name="format", pattern="^(json|csv)$")] = "json",  # noqa: A002
+        fmt: Annotated[str, QueryParameter(name="format", pattern="^(json|csv)$")] = "json",
     ) -> Response[Any]:
         settings: Settings = state.settings
         query = register.Query(_day(since), _day(until + datetime.timedelta(days=1)) if until else None, region, item)
         if query.since and query.until and query.until <= query.since:
-            raise Problem("to: must not be before from", status=400, slug="invalid-field", errors=[{"field": "to", "reason": "before from"}])
+            raise Problem(
+                "to: must not be before from", status=400, slug="invalid-field", errors=[{"field": "to", "reason": "before from"}]
+            )
 
         def run() -> list[register.Transfer]:
             with Session(sync_db(settings)) as session:
                 return register.register(session, settings.region.code, query)
 
         found = await anyio.to_thread.run_sync(run)
-        if format == "csv":
+        if fmt == "csv":
             return Response(register.to_csv(found), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": 'attachment; filename="transfers.csv"'})  # fmt: skip
         return Response({"region": settings.region.code, "transfers": register.to_json(found), "totals": register.totals(found)})
 
     @get("/datamap", summary="The data map generated from the code's declarations (compliance officer)")
-    async def datamap(self, state: State, format: Annotated[str, QueryParameter(name="format", pattern="^(json|csv)$")] = "json") -> Response[Any]:  # noqa: A002
+    async def datamap(
+        self, state: State, fmt: Annotated[str, QueryParameter(name="format", pattern="^(json|csv)$")] = "json"
+    ) -> Response[Any]:
         settings: Settings = state.settings
 
         def run() -> Any:
@@ -81,7 +86,7 @@ class ComplianceNodeController(Controller):
                 return service.datamap(session, settings)
 
         current = await anyio.to_thread.run_sync(run)
-        if format == "csv":
+        if fmt == "csv":
             return Response(current.to_csv(), media_type="text/csv; charset=utf-8")
         return Response(current.to_json())
 
@@ -113,7 +118,9 @@ class ComplianceNodeController(Controller):
 
 
 class SummaryRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    reports: Annotated[tuple[Annotated[str, msgspec.Meta(max_length=reports.MAX_REPORT_BYTES)], ...], msgspec.Meta(min_length=1, max_length=MAX_REPORTS)]
+    reports: Annotated[
+        tuple[Annotated[str, msgspec.Meta(max_length=reports.MAX_REPORT_BYTES)], ...], msgspec.Meta(min_length=1, max_length=MAX_REPORTS)
+    ]
     """Each node's report file, as text (its exact bytes are what is verified)."""
 
 

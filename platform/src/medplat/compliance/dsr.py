@@ -143,7 +143,8 @@ def destruction_act(session: Session, settings: Settings, dsr_id: uuid.UUID) -> 
             "objects": completed.get("objects", 0),
             "bucket": completed.get("bucket", settings.personal_bucket),
             "search_index": "none: the node has no search index",
-            "method": "rows deleted in one PostgreSQL transaction; objects removed from the S3 bucket before it (medplat AccountService.erase)",
+            "method": "rows deleted in one PostgreSQL transaction; objects removed from the S3 bucket before it "
+            "(medplat AccountService.erase)",
             "reason": "the data subject's request for erasure",
         },
         "event_log_extract": {

@@ -70,7 +70,9 @@ def build(
     region = settings.region
     moved = transfer_register.register(session, region.code, transfer_register.Query(since=since, until=until))
     dsr_rows = session.execute(
-        select(DataSubjectRequest.kind, DataSubjectRequest.status, func.count()).group_by(DataSubjectRequest.kind, DataSubjectRequest.status)
+        select(DataSubjectRequest.kind, DataSubjectRequest.status, func.count()).group_by(
+            DataSubjectRequest.kind, DataSubjectRequest.status
+        )
     ).all()
     checkpoint = log.latest_checkpoint(session)
     location = datamap.location
@@ -150,15 +152,17 @@ def verify(data: bytes, keys_of: KeysOf, explicit: list[Ed25519PublicKey] | None
         if signature.keyid not in trusted_ids:
             raise ReportError(f"signature: key id {signature.keyid[:16]}... is not a trusted key of {region}")
     if spec == ACT_SPEC:
-        return _verified_act(unverified, region, keys, keys_of, envelope.signatures[0].keyid, data)
+        return _verified_act(unverified, region=region, keys=keys, keys_of=keys_of, key_id=envelope.signatures[0].keyid, data=data)
     if unverified["node"].get("signing_key_id") not in trusted_ids:
-        raise ReportError(f"the report names signing key {str(unverified['node'].get('signing_key_id'))[:16]}..., not a trusted key of {region}")
+        raise ReportError(
+            f"the report names signing key {str(unverified['node'].get('signing_key_id'))[:16]}..., not a trusted key of {region}"
+        )
     cosigners = _check_checkpoint(unverified, region, keys, keys_of)
     return Verified(unverified, envelope.signatures[0].keyid, cosigners, hashlib.sha256(data).hexdigest())
 
 
 def _verified_act(
-    document: dict[str, Any], region: str, keys: list[Ed25519PublicKey], keys_of: KeysOf, key_id: str, data: bytes
+    document: dict[str, Any], *, region: str, keys: list[Ed25519PublicKey], keys_of: KeysOf, key_id: str, data: bytes
 ) -> Verified:
     """A destruction act: its extract's leaves are in the tree its checkpoint signs, and the checkpoint is the node's."""
     from medplat.audit.merkle import ProofError
@@ -167,7 +171,9 @@ def _verified_act(
     extract = document.get("event_log_extract") or {}
     if not isinstance(extract.get("checkpoint"), str):
         raise ReportError("event log extract: no signed checkpoint")
-    cosigners = _check_checkpoint({"audit": {"checkpoint": extract.get("checkpoint"), "size": extract.get("tree_size", -1)}}, region, keys, keys_of)
+    cosigners = _check_checkpoint(
+        {"audit": {"checkpoint": extract.get("checkpoint"), "size": extract.get("tree_size", -1)}}, region, keys, keys_of
+    )
     try:
         verify_act_extract(document)
     except (ProofError, KeyError, TypeError, ValueError) as exc:
@@ -266,7 +272,9 @@ def to_pdf(document: dict[str, Any], signed_sha256: str, title: str = "Residency
     pdf.set_font("Helvetica", "B", 15)
     pdf.cell(0, 10, _latin(f"MedFed {title}: node {document['region']} ({document['country']})"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 8)
-    pdf.multi_cell(0, 4, _latin(f"Signed JSON sha256 {signed_sha256}. Verify the JSON with `medfed compliance verify`; this PDF is a rendering."))
+    pdf.multi_cell(
+        0, 4, _latin(f"Signed JSON sha256 {signed_sha256}. Verify the JSON with `medfed compliance verify`; this PDF is a rendering.")
+    )
     pdf.ln(2)
     section = None
     for name, key, value in rows(document):
@@ -295,7 +303,15 @@ def federation_summary(reports: list[Verified]) -> dict[str, Any]:
     if duplicates:
         raise ReportError(f"more than one report for {', '.join(duplicates)}: give one per node")
     nodes: dict[str, Any] = {}
-    totals: dict[str, int] = {"manifests_out": 0, "manifests_in": 0, "items_out": 0, "bytes_out": 0, "critical": 0, "violation": 0, "warning": 0}
+    totals: dict[str, int] = {
+        "manifests_out": 0,
+        "manifests_in": 0,
+        "items_out": 0,
+        "bytes_out": 0,
+        "critical": 0,
+        "violation": 0,
+        "warning": 0,
+    }
     for report in sorted(reports, key=lambda r: r.document["region"]):
         doc = report.document
         by_peer = doc["transfers"]["by_peer"]
@@ -314,9 +330,7 @@ def federation_summary(reports: list[Verified]) -> dict[str, Any]:
             "scan_ok": doc["scan"]["ok"],
             "by_severity": doc["scan"]["by_severity"],
             "tables_by_residency": doc["datamap"]["tables_by_residency"],
-            "transfers": [
-                {k: p[k] for k in ("direction", "peer", "manifests", "items", "bytes", "statuses", "verdicts")} for p in by_peer
-            ],
+            "transfers": [{k: p[k] for k in ("direction", "peer", "manifests", "items", "bytes", "statuses", "verdicts")} for p in by_peer],
             "verdicts": verdicts,
             "dsr": doc["dsr"],
             "audit_size": doc["audit"]["size"],

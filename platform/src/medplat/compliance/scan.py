@@ -21,7 +21,7 @@ import datetime
 import enum
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -94,7 +94,12 @@ class ScanResult:
 
     def summary(self) -> dict[str, Any]:
         """Counts only, for the signed report and the federation view."""
-        return {"ok": self.ok, "checks": sorted(self.checks), "by_severity": self.by_severity(), "by_check": dict(sorted(self.counts.items()))}
+        return {
+            "ok": self.ok,
+            "checks": sorted(self.checks),
+            "by_severity": self.by_severity(),
+            "by_check": dict(sorted(self.counts.items())),
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,7 +112,9 @@ class _Collector:
     def __init__(self, result: ScanResult) -> None:
         self.result = result
 
-    def add(self, check: str, key: str, severity: Severity, objects: Iterable[str], total: int, problem: str, hint: str) -> None:
+    def add(  # noqa: PLR0917 - one call per rule, read like a table row
+        self, check: str, key: str, severity: Severity, objects: Iterable[str], total: int, problem: str, hint: str
+    ) -> None:
         """Record `total` affected objects of one kind (listing at most SAMPLE of `objects`)."""
         if total <= 0:
             return
@@ -123,7 +130,7 @@ def scan(session: Session, settings: Settings, store: ObjectStore, datamap: Data
     started = time.perf_counter()
     result = ScanResult(settings.region.code, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     out = _Collector(result)
-    for name, check in (
+    checks: tuple[tuple[str, Callable[[], None]], ...] = (
         ("declarations", lambda: _declarations(out, list(mappers))),
         ("schema", lambda: _schema(out, session, datamap)),
         ("home_region", lambda: _home_region(out, session, settings, datamap)),
@@ -131,7 +138,8 @@ def scan(session: Session, settings: Settings, store: ObjectStore, datamap: Data
         ("personal_data_in_manifest", lambda: _manifests(out, session)),
         ("objects", lambda: _objects(out, session, settings, store)),
         ("dsr_deadlines", lambda: _dsr(out, session, settings)),
-    ):
+    )
+    for name, check in checks:
         result.checks.append(name)
         check()
     result.findings.sort(key=lambda f: (list(Severity).index(f.severity), f.check, f.object))
@@ -146,7 +154,8 @@ def _declarations(out: _Collector, mappers: list[Mapper[Any]]) -> None:
     violations = check_mappers(mappers) + check_processing(mappers)
     out.add(
         "declarations", "", Severity.VIOLATION, [f"{v.subject}: {v.problem}" for v in violations], len(violations),
-        "a mapped class is not fully declared", "declare __residency__, __data_category__, __legal_basis__, __retention__ and a schema of its class",
+        "a mapped class is not fully declared",
+        "declare __residency__, __data_category__, __legal_basis__, __retention__ and a schema of its class",
     )  # fmt: skip
 
 
@@ -169,7 +178,8 @@ def _schema(out: _Collector, session: Session, datamap: DataMap) -> None:
     misplaced = [t for t in unknown_tables if by_name.get(t.split(".", 1)[1])]
     unclassified = [t for t in unknown_tables if t not in misplaced]
     out.add(
-        "schema", "wrong_schema", Severity.VIOLATION, misplaced, len(misplaced), "a declared table exists in a schema other than its class's",
+        "schema", "wrong_schema", Severity.VIOLATION, misplaced, len(misplaced),
+        "a declared table exists in a schema other than its class's",
         "move the table into the schema its model declares (ALTER TABLE ... SET SCHEMA) or drop the copy",
     )  # fmt: skip
     out.add(
@@ -256,7 +266,7 @@ def _shared_content(out: _Collector, session: Session) -> None:
              "UNION ALL SELECT 'shared.content_version', id::text, NULL, document FROM shared.content_version")
     ).yield_per(1000)  # fmt: skip
     for table, row_id, title, document in rows:
-        hits = [(kind, "title") for kind, _ in scan_text(title or "")]
+        hits: list[tuple[str, str]] = [(kind, "title") for kind, _ in scan_text(title or "")]
         if document is not None:
             hits += _document_findings(document) if table == "shared.content_version" else _draft_findings(document)
         for kind, path in hits:
@@ -288,7 +298,10 @@ def _manifests(out: _Collector, session: Session) -> None:
                 continue
             for finding in scan_document(item.document, allow_byline=True):
                 total += 1
-                found.append(f"federation.manifest_out#{manifest_id} (to {target}, sequence {sequence}) item {item.id} at {finding.path} ({finding.kind})")
+                found.append(
+                    f"federation.manifest_out#{manifest_id} (to {target}, sequence {sequence}) "
+                    f"item {item.id} at {finding.path} ({finding.kind})"
+                )
     out.add(
         "personal_data_in_manifest", "", Severity.CRITICAL, found, total, "personal data in a manifest this node sent",
         "retract the item in the target region and report the transfer to the compliance officer",
@@ -319,17 +332,22 @@ def _objects(out: _Collector, session: Session, settings: Settings, store: Objec
         params = {"bucket": prefix.bucket, "pattern": f"^(?:{prefix.pattern})$", "name": prefix.name}
         session.execute(text("UPDATE scan_object SET prefix = :name WHERE bucket = :bucket AND prefix IS NULL AND key ~ :pattern"), params)
         session.execute(
-            text("UPDATE scan_object SET foreign_prefix = :name WHERE bucket <> :bucket AND foreign_prefix IS NULL AND key ~ :pattern"), params
+            text("UPDATE scan_object SET foreign_prefix = :name WHERE bucket <> :bucket AND foreign_prefix IS NULL AND key ~ :pattern"),
+            params,
         )
     for kind, bucket in buckets.items():
         other = "shared" if kind == "personal" else "personal"
         misplaced = session.execute(
-            text("SELECT key, foreign_prefix FROM scan_object WHERE bucket = :b AND prefix IS NULL AND foreign_prefix IS NOT NULL ORDER BY key"),
+            text(
+                "SELECT key, foreign_prefix FROM scan_object "
+                "WHERE bucket = :b AND prefix IS NULL AND foreign_prefix IS NOT NULL ORDER BY key"
+            ),
             {"b": kind},
         ).all()
         severity = Severity.CRITICAL if kind == "shared" else Severity.VIOLATION
         out.add(
-            "objects", f"{other}_file_in_{kind}_bucket", severity, (f"s3://{bucket}/{k} ({p})" for k, p in misplaced[:SAMPLE]), len(misplaced),
+            "objects", f"{other}_file_in_{kind}_bucket", severity,
+            (f"s3://{bucket}/{k} ({p})" for k, p in misplaced[:SAMPLE]), len(misplaced),
             f"a file under a {other} prefix sits in the {kind} bucket",
             "delete it from this bucket (a personal file must stay in the personal bucket only) and find which code path wrote it",
         )  # fmt: skip
@@ -342,16 +360,19 @@ def _objects(out: _Collector, session: Session, settings: Settings, store: Objec
     for prefix in PREFIXES.values():
         schema, table, column = prefix.referenced_by.split(".")
         bucket = buckets[prefix.bucket]
-        unreferenced = f"SELECT {{what}} FROM scan_object o WHERE o.prefix = :name AND NOT EXISTS (SELECT 1 FROM {schema}.{table} t WHERE t.{column} = o.key)"
+        # Names come from the code's own prefix declarations, never from input.
+        exists = f"SELECT 1 FROM {schema}.{table} t WHERE t.{column} = o.key"  # noqa: S608
+        unreferenced = "SELECT {what} FROM scan_object o WHERE o.prefix = :name AND NOT EXISTS (" + exists + ")"  # noqa: S608
         personal = prefix.residency is Residency.PERSONAL
         _count_and_list(
             out, session, "objects", f"unreferenced_{prefix.name}", Severity.WARNING if personal else Severity.VIOLATION, unreferenced,
             {"name": prefix.name}, lambda k, bucket=bucket: f"s3://{bucket}/{k}",
-            f"no {prefix.referenced_by} refers to this object" + (" (a personal file left behind)" if personal else " (shared content does not use it)"),
+            f"no {prefix.referenced_by} refers to this object"
+            + (" (a personal file left behind)" if personal else " (shared content does not use it)"),
             "delete the object (erasure or tombstone did not reach it)" if personal else "attach it to its item or delete it",
         )  # fmt: skip
         missing = (
-            f"SELECT {{what}} FROM {schema}.{table} t WHERE t.{column} ~ :pattern "
+            f"SELECT {{what}} FROM {schema}.{table} t WHERE t.{column} ~ :pattern "  # noqa: S608
             "AND NOT EXISTS (SELECT 1 FROM scan_object o WHERE o.bucket = :bucket AND o.key = t.{column})"
         ).replace("{column}", column)
         _count_and_list(
@@ -362,7 +383,7 @@ def _objects(out: _Collector, session: Session, settings: Settings, store: Objec
         )  # fmt: skip
 
 
-def _count_and_list(
+def _count_and_list(  # noqa: PLR0917 - like _Collector.add
     out: _Collector, session: Session, check: str, key: str, severity: Severity, query: str, params: dict[str, Any],
     address: Any, problem: str, hint: str, key_column: str = "key",
 ) -> None:  # fmt: skip
@@ -400,6 +421,7 @@ def _dsr(out: _Collector, session: Session, settings: Settings) -> None:
         "answer it now; record the late answer and its reason",
     )  # fmt: skip
     out.add(
-        "dsr_deadlines", "due_soon", Severity.WARNING, near, len(near), f"an open data-subject request is due within {REMIND_WITHIN} working days",
+        "dsr_deadlines", "due_soon", Severity.WARNING, near, len(near),
+        f"an open data-subject request is due within {REMIND_WITHIN} working days",
         "answer it, or send the reasoned extension notice where the law allows one (`medfed compliance dsr extend`)",
     )  # fmt: skip

@@ -48,6 +48,6 @@ def signed_report(
     return document, reports.sign(document, settings.signing_key)
 
 
-def record_run(engine: Engine, kind: str, started: datetime.datetime, seconds: float, ok: bool, counts: dict[str, Any]) -> None:
+def record_run(engine: Engine, kind: str, *, started: datetime.datetime, seconds: float, ok: bool, counts: dict[str, Any]) -> None:
     with Session(engine) as session, session.begin():
         session.add(ComplianceRun(kind=kind, started_at=started, seconds=seconds, ok=ok, counts=counts))

@@ -32,7 +32,7 @@ def scan() -> dict[str, object]:
     with snapshot(engine) as session:
         _, result = run_scan(session, settings, object_store(settings))
     summary = result.summary()
-    record_run(engine, "scan", started, result.seconds, result.ok, summary)
+    record_run(engine, "scan", started=started, seconds=result.seconds, ok=result.ok, counts=summary)
     for check, count in summary["by_check"].items():
         _log.warning("compliance.scan_finding", check=check, count=count, severity=result.severities[check])
     _log.info("compliance.scan", ok=result.ok, seconds=round(result.seconds, 3), **summary["by_severity"])
@@ -47,5 +47,5 @@ def reminders() -> dict[str, int]:
     clock = time.perf_counter()
     with Session(engine) as session, session.begin():
         counts = dsr.reminders(session, settings)
-    record_run(engine, "reminders", started, time.perf_counter() - clock, counts["overdue"] == 0, dict(counts))
+    record_run(engine, "reminders", started=started, seconds=time.perf_counter() - clock, ok=counts["overdue"] == 0, counts=dict(counts))
     return counts

@@ -75,13 +75,19 @@ def register(session: Session, region: str, query: Query) -> list[Transfer]:
     if query.peer:
         out_q, in_q = out_q.where(ManifestOut.target == query.peer), in_q.where(ManifestIn.origin == query.peer)
     transfers: list[Transfer] = []
-    for row in session.scalars(out_q):
-        body, keys = _body(row.envelope)
-        transfers.append(_transfer("out", row.target, row.sequence, row.manifest_hash, row.created_at, row.status, row.items, row.bytes, body, keys))
-    for row in session.scalars(in_q):
-        body, keys = _body(row.envelope)
-        transfer = _transfer("in", row.origin, row.sequence, row.manifest_hash, row.received_at, row.status, row.items, row.bytes, body, keys)
-        transfer.reasons = sorted({str(r.get("code", "")) for r in row.reasons if r.get("code")})
+    for sent in session.scalars(out_q):
+        body, keys = _body(sent.envelope)
+        transfers.append(
+            _transfer(
+                "out", sent.target, sent.sequence, sent.manifest_hash, sent.created_at, sent.status, sent.items, sent.bytes, body, keys
+            )
+        )
+    for got in session.scalars(in_q):
+        body, keys = _body(got.envelope)
+        transfer = _transfer(
+            "in", got.origin, got.sequence, got.manifest_hash, got.received_at, got.status, got.items, got.bytes, body, keys
+        )
+        transfer.reasons = sorted({str(r.get("code", "")) for r in got.reasons if r.get("code")})
         transfers.append(transfer)
     if query.item:
         wanted = str(query.item)
@@ -91,7 +97,7 @@ def register(session: Session, region: str, query: Query) -> list[Transfer]:
     return transfers
 
 
-def _transfer(
+def _transfer(  # noqa: PLR0917 - the columns of one register row
     direction: str, peer: str, sequence: int | None, digest: str, at: datetime.datetime, status: str, items: int, size: int,
     body: ManifestBody | None, keys: list[str],
 ) -> Transfer:  # fmt: skip
@@ -127,7 +133,8 @@ def totals(transfers: list[Transfer]) -> dict[str, Any]:
     table: dict[str, dict[str, Any]] = {}
     for t in transfers:
         entry = table.setdefault(
-            f"{t.direction}:{t.peer}", {"direction": t.direction, "peer": t.peer, "manifests": 0, "items": 0, "bytes": 0, "statuses": {}, "verdicts": {}}
+            f"{t.direction}:{t.peer}",
+            {"direction": t.direction, "peer": t.peer, "manifests": 0, "items": 0, "bytes": 0, "statuses": {}, "verdicts": {}},
         )
         entry["manifests"] += 1
         entry["items"] += t.items
@@ -138,7 +145,21 @@ def totals(transfers: list[Transfer]) -> dict[str, Any]:
     return {key: table[key] for key in sorted(table)}
 
 
-CSV_FIELDS = ("direction", "peer", "sequence", "manifest_hash", "at", "status", "items", "bytes", "categories", "item_ids", "key_ids", "verdicts", "reasons")
+CSV_FIELDS = (
+    "direction",
+    "peer",
+    "sequence",
+    "manifest_hash",
+    "at",
+    "status",
+    "items",
+    "bytes",
+    "categories",
+    "item_ids",
+    "key_ids",
+    "verdicts",
+    "reasons",
+)
 
 
 def to_csv(transfers: list[Transfer]) -> str:

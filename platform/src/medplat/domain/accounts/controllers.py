@@ -249,5 +249,7 @@ class ComplianceController(Controller):
         self, accounts: NamedDependency[AccountService], request: Request[Any, Any, Any], status: FromQuery[str | None] = None
     ) -> list[DsrRead]:
         found = await accounts.requests(status)
-        await personal_access_async(accounts.session, str(claims_of(request)["sub"]), "dsr_list", status=status or "any", requests=len(found))
+        await personal_access_async(
+            accounts.session, str(claims_of(request)["sub"]), "dsr_list", status=status or "any", requests=len(found)
+        )
         return [dsr_read(r) for r in found]

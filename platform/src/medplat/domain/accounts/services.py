@@ -407,12 +407,14 @@ class AccountService:
         rows: dict[str, int] = {}
         for model in (OtpChallenge, SignInSession, ProfileChange, Consent, Diploma):
             result = await self.session.execute(delete(model).where(model.doctor_id == doctor.id))
-            rows[model.__table__.fullname] = result.rowcount  # type: ignore[attr-defined]
+            rows[f"personal.{model.__tablename__}"] = result.rowcount  # type: ignore[attr-defined]
         await self.session.delete(doctor)
-        rows[Doctor.__table__.fullname] = 1
+        rows[f"personal.{Doctor.__tablename__}"] = 1
         # Open requests of the person (a rectification waiting for a moderator) have nothing left to act on.
         for open_row in await self.session.scalars(
-            select(DataSubjectRequest).where(DataSubjectRequest.doctor_id == doctor.id, DataSubjectRequest.status == "received", DataSubjectRequest.id != row.id)
+            select(DataSubjectRequest).where(
+                DataSubjectRequest.doctor_id == doctor.id, DataSubjectRequest.status == "received", DataSubjectRequest.id != row.id
+            )
         ):
             await self._complete(open_row, superseded_by=str(row.id))
         await self._complete(row, objects=len(keys), bucket=self.settings.personal_bucket, rows=rows)
