@@ -41,8 +41,6 @@ from medplat.devfed.engines import Postgres, Seaweed, SeaweedPorts
 from medplat.devfed.processes import free_ports
 from medplat.node import object_store
 
-UUID = "(md5(('{seed}' || g)::text)::uuid)"
-
 
 def load_rows(url: str, doctors: int, files: int, items: int) -> dict[str, float]:
     half = files // 2
@@ -53,7 +51,7 @@ def load_rows(url: str, doctors: int, files: int, items: int) -> dict[str, float
             text(
                 "INSERT INTO personal.doctor (id, created_at, updated_at, home_region, citizenship, full_name, phone, phone_lookup, email,"
                 " email_lookup, specializations, workplaces, reception_schedule, verification_status)"
-                f" SELECT {UUID.format(seed='d')}, now(), now(), 'kz', 'KZ', 'Doctor ' || g, 'encrypted', md5('p' || g), 'encrypted',"
+                " SELECT (md5(('d' || g)::text)::uuid), now(), now(), 'kz', 'KZ', 'Doctor ' || g, 'encrypted', md5('p' || g), 'encrypted',"
                 " md5('e' || g), ARRAY['therapy'], '[]'::jsonb, '[]'::jsonb, 'verified' FROM generate_series(1, :n) g"
             ),
             {"n": doctors},
@@ -61,8 +59,8 @@ def load_rows(url: str, doctors: int, files: int, items: int) -> dict[str, float
         conn.execute(
             text(
                 "INSERT INTO personal.diploma (id, created_at, updated_at, doctor_id, key, media_type, length, sha256)"
-                f" SELECT {UUID.format(seed='s')}, now(), now(), {UUID.format(seed='d')},"
-                f" 'diplomas/' || {UUID.format(seed='d')} || '/' || encode(sha256(('s' || g)::bytea), 'hex'),"
+                " SELECT (md5(('s' || g)::text)::uuid), now(), now(), (md5(('d' || g)::text)::uuid),"
+                " 'diplomas/' || (md5(('d' || g)::text)::uuid) || '/' || encode(sha256(('s' || g)::bytea), 'hex'),"
                 " 'application/pdf', 1, encode(sha256(('s' || g)::bytea), 'hex') FROM generate_series(1, :n) g"
             ),
             {"n": half},
@@ -71,15 +69,15 @@ def load_rows(url: str, doctors: int, files: int, items: int) -> dict[str, float
             text(
                 "INSERT INTO shared.content_item (id, created_at, updated_at, origin_region, kind, title, category, specializations,"
                 " languages, origin_only, status, version, targets)"
-                f" SELECT {UUID.format(seed='i')}, now(), now(), 'kz', 'article', 'Clinical guideline ' || g, 'therapy', ARRAY['therapy'],"
-                " ARRAY['ru'], false, 'published', 1, ARRAY['ru'] FROM generate_series(1, :n) g"
+                " SELECT (md5(('i' || g)::text)::uuid), now(), now(), 'kz', 'article', 'Clinical guideline ' || g, 'therapy',"
+                " ARRAY['therapy'], ARRAY['ru'], false, 'published', 1, ARRAY['ru'] FROM generate_series(1, :n) g"
             ),
             {"n": items},
         )
         conn.execute(
             text(
                 "INSERT INTO shared.content_media (id, created_at, updated_at, item_id, key, sha256, length, media_type)"
-                f" SELECT {UUID.format(seed='m')}, now(), now(), (md5(('i' || (1 + g % :items))::text)::uuid),"
+                " SELECT (md5(('m' || g)::text)::uuid), now(), now(), (md5(('i' || (1 + g % :items))::text)::uuid),"
                 " 'media/' || (md5(('i' || (1 + g % :items))::text)::uuid) || '/' || encode(sha256(('m' || g)::bytea), 'hex'),"
                 " encode(sha256(('m' || g)::bytea), 'hex'), 1, 'image/png' FROM generate_series(1, :n) g"
             ),
@@ -117,7 +115,10 @@ def scan_once(settings: Any) -> dict[str, Any]:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     engine.dispose()
-    return {"seconds": round(seconds, 2), "python_peak_mib": round(peak / 2**20, 1), "ok": result.ok, "by_check": result.counts}
+    return {
+        "seconds": round(seconds, 2), "python_peak_mib": round(peak / 2**20, 1), "ok": result.ok, "by_check": result.counts,
+        "timings": result.timings,
+    }  # fmt: skip
 
 
 def main() -> None:

@@ -81,6 +81,8 @@ class ScanResult:
     """Per check, how many objects are affected in all (findings list at most SAMPLE of them)."""
     severities: dict[str, str] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per check, for the benchmark and the log."""
 
     @property
     def ok(self) -> bool:
@@ -141,7 +143,9 @@ def scan(session: Session, settings: Settings, store: ObjectStore, datamap: Data
     )
     for name, check in checks:
         result.checks.append(name)
+        clock = time.perf_counter()
         check()
+        result.timings[name] = round(time.perf_counter() - clock, 3)
     result.findings.sort(key=lambda f: (list(Severity).index(f.severity), f.check, f.object))
     result.seconds = time.perf_counter() - started
     return result
@@ -324,10 +328,11 @@ def _objects(out: _Collector, session: Session, settings: Settings, store: Objec
                     "run `medfed storage init`",
                 )  # fmt: skip
                 continue
+            listed = time.perf_counter()
             for info in store.list(bucket):
                 copy.write_row((kind, info.key))
+            out.result.timings[f"list_{kind}"] = round(time.perf_counter() - listed, 3)
     session.execute(text("CREATE INDEX ON scan_object (bucket, key)"))
-    session.execute(text("ANALYZE scan_object"))
     for prefix in PREFIXES.values():
         params = {"bucket": prefix.bucket, "pattern": f"^(?:{prefix.pattern})$", "name": prefix.name}
         session.execute(text("UPDATE scan_object SET prefix = :name WHERE bucket = :bucket AND prefix IS NULL AND key ~ :pattern"), params)
@@ -335,6 +340,9 @@ def _objects(out: _Collector, session: Session, settings: Settings, store: Objec
             text("UPDATE scan_object SET foreign_prefix = :name WHERE bucket <> :bucket AND foreign_prefix IS NULL AND key ~ :pattern"),
             params,
         )
+    # Statistics after the prefixes are set: without them the planner expects one row per prefix and picks nested
+    # loops for the anti-joins below, quadratic in the number of objects.
+    session.execute(text("ANALYZE scan_object"))
     for kind, bucket in buckets.items():
         other = "shared" if kind == "personal" else "personal"
         misplaced = session.execute(
