@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import pytest
@@ -54,8 +55,12 @@ def test_report_verify_and_audit_verify_on_the_local_federation(federation: tupl
     assert passed.stdout.startswith("kz audit log valid: ")
     regions = document["regions"]
     assert isinstance(regions, dict)
-    with psycopg.connect(regions["kz"]["database_url"], autocommit=True) as conn:
-        conn.execute("SET session_replication_role = replica")  # what a superuser can do: the triggers off
+    # The cluster's superuser (its password is in the region's secrets file): it can switch the triggers off.
+    secrets = json.loads((launcher.state_dir / "kz" / "secrets.json").read_text())
+    url = urlsplit(regions["kz"]["database_url"])
+    superuser = url._replace(netloc=f"postgres:{quote(secrets['postgres_password'], safe='')}@{url.hostname}:{url.port}").geturl()
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
         edited = conn.execute(
             "UPDATE audit.leaf SET entry = convert_to(replace(convert_from(entry, 'UTF8'), 'dsr_list', 'dsr_lisT'), 'UTF8') "
             "WHERE idx = (SELECT min(idx) FROM audit.leaf WHERE kind = 'personal_data_access') RETURNING idx"
