@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from medplat.api.problems import Problem
+from medplat.compliance.deadlines import due_on, local_date, working_days_between
 from medplat.config import Settings
 from medplat.db.engine import async_engine
 from medplat.domain.accounts.models import Consent, DataSubjectRequest, Diploma, Doctor, ProfileChange, SignInSession
@@ -485,7 +486,9 @@ async def test_the_export_holds_everything_and_is_recorded(client: Any, settings
     with sync_db(settings).connect() as conn:
         row = conn.execute(select(DataSubjectRequest)).one()
     assert (str(row.doctor_id), row.kind, row.status) == (doctor["id"], "access", "completed")
-    assert (row.due_on - row.requested_at.date()).days == 10
+    # Kazakhstan: three working days (medplat.compliance.deadlines), counted from the node's local date.
+    assert row.due_on == due_on("KZ", "access", row.requested_at, "Asia/Almaty")
+    assert working_days_between("KZ", local_date(row.requested_at, "Asia/Almaty"), row.due_on) == 3
 
 
 async def test_erasure_removes_the_account_and_the_scan_and_is_recorded(client: Any, settings: Settings, doctor: dict[str, Any]) -> None:
@@ -501,7 +504,11 @@ async def test_erasure_removes_the_account_and_the_scan_and_is_recorded(client: 
     assert (await client.get("/api/v1/me", headers=bearer(doctor["access_token"]))).status_code == 401
     recorded = await client.get("/api/v1/compliance/data-subject-requests", headers=staff(settings, Role.COMPLIANCE, "officer-1"))
     assert recorded.status_code == 200
-    assert [(r["doctor_id"], r["kind"], r["status"]) for r in recorded.json()] == [(doctor["id"], "erasure", "completed")]
+    # The doctor's own profile change was a rectification request; the erasure closes it.
+    assert [(r["doctor_id"], r["kind"], r["status"]) for r in recorded.json()] == [
+        (doctor["id"], "rectification", "completed"),
+        (doctor["id"], "erasure", "completed"),
+    ]
     assert (await client.get("/api/v1/compliance/data-subject-requests", headers=bearer(doctor["access_token"]))).status_code == 401
     refused = await client.get("/api/v1/compliance/data-subject-requests", headers=staff(settings, Role.MODERATOR))
     assert refused.status_code == 403

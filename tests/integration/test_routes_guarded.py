@@ -88,6 +88,11 @@ def test_the_accounts_routes_admit_exactly_these_roles(client: Any) -> None:
         "GET /api/v1/moderation/events/{event_id:uuid}/registrations": "moderator",
         "POST /api/v1/moderation/events/{event_id:uuid}/attendance": "moderator",
         "GET /api/v1/director/stats": "director",
+        "GET /api/v1/compliance/datamap": "compliance",
+        "GET /api/v1/compliance/report": "compliance",
+        "GET /api/v1/compliance/scan": "compliance",
+        "GET /api/v1/compliance/transfers": "compliance",
+        "POST /api/v1/compliance/federation/summary": "hq",
     }
     assert {k: v for k, v in table.items() if not k.split(" ")[1].startswith("/api/v1/content")} == expected
     assert {v for k, v in table.items() if "/api/v1/content" in k} == {"editor"}

@@ -23,6 +23,7 @@ from medplat import __version__
 from medplat.api.middleware import request_id_middleware
 from medplat.api.problems import EXCEPTION_HANDLERS
 from medplat.audit.api import AuditController
+from medplat.compliance.controllers import ComplianceNodeController, FederationSummaryController
 from medplat.config import Settings, get_settings
 from medplat.db.engine import async_engine, read_engine
 from medplat.db.migrate import head_revision
@@ -123,6 +124,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MeController,
             ModerationController,
             ComplianceController,
+            ComplianceNodeController,
+            FederationSummaryController,
             ContentController,
             FeedController,
             CaseController,

@@ -211,10 +211,11 @@ def up(fresh: bool, state_dir: Path, base_port: int, regions: str) -> None:
 def _register() -> None:
     from medplat.cli_accounts import otp
     from medplat.cli_audit import audit
+    from medplat.cli_compliance import compliance
     from medplat.cli_content import content, sync_group, token
     from medsync.keys_cli import keys
 
-    for group in (content, sync_group, token, keys, otp, audit):
+    for group in (content, sync_group, token, keys, otp, audit, compliance):
         main.add_command(group)
 
 

@@ -51,6 +51,36 @@ class DataCategory(enum.StrEnum):
     """Everything else the node needs to run and that describes no person."""
 
 
+class LegalBasis(enum.StrEnum):
+    """Why the node may process a table's personal data (GDPR art. 6(1) / 152-FZ art. 6 part 1 / 94-V art. 7 / ZRU-547 art. 25)."""
+
+    CONSENT = "consent"
+    """The person's consent for the purpose (152-FZ art. 6 p. 1(1); GDPR 6(1)(a))."""
+    CONTRACT = "contract"
+    """Needed to perform the service the person signed up for (152-FZ art. 6 p. 1(5); GDPR 6(1)(b))."""
+    LEGAL_OBLIGATION = "legal_obligation"
+    """Required by law, e.g. evidence of a data-subject request (152-FZ art. 6 p. 1(2); GDPR 6(1)(c))."""
+    LEGITIMATE_INTEREST = "legitimate_interest"
+    """The operator's legitimate interest, e.g. security of sign-in (152-FZ art. 6 p. 1(7); GDPR 6(1)(f))."""
+    NOT_PERSONAL = "not_personal"
+    """The table holds no personal data: no legal basis is needed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long rows are kept: a rule in words for the data map, and a fixed period in days when there is one."""
+
+    rule: str
+    days: int | None = None
+
+    def __str__(self) -> str:
+        return self.rule
+
+
+OPERATIONAL_RETENTION = Retention("as long as the node needs it to operate; holds no person")
+"""The default retention of tables that are not PERSONAL."""
+
+
 SCHEMAS_BY_RESIDENCY: dict[Residency, frozenset[str]] = {
     Residency.PERSONAL: frozenset({"personal"}),
     Residency.SHARED: frozenset({"shared"}),
@@ -80,6 +110,43 @@ def declared_residency(cls: type) -> Residency | None:
 def declared_category(cls: type) -> DataCategory | None:
     value = cls.__dict__.get("__data_category__")
     return value if isinstance(value, DataCategory) else None
+
+
+def declared_legal_basis(cls: type) -> LegalBasis | None:
+    """The class's own `__legal_basis__`; a table that is not PERSONAL defaults to NOT_PERSONAL."""
+    value = cls.__dict__.get("__legal_basis__")
+    if value is None and declared_residency(cls) not in (Residency.PERSONAL, None):
+        return LegalBasis.NOT_PERSONAL
+    return value if isinstance(value, LegalBasis) else None
+
+
+def declared_retention(cls: type) -> Retention | None:
+    """The class's own `__retention__`; a table that is not PERSONAL defaults to OPERATIONAL_RETENTION."""
+    value = cls.__dict__.get("__retention__")
+    if value is None and declared_residency(cls) not in (Residency.PERSONAL, None):
+        return OPERATIONAL_RETENTION
+    return value if isinstance(value, Retention) else None
+
+
+def check_processing(mappers: Iterable[Mapper[object]]) -> list[Violation]:
+    """Every PERSONAL class declares its own `__legal_basis__` and `__retention__` (the data map prints them).
+
+    Classes that are not PERSONAL may omit both (NOT_PERSONAL, OPERATIONAL_RETENTION); a PERSONAL one may not
+    claim NOT_PERSONAL.
+    """
+    violations: list[Violation] = []
+    for mapper in mappers:
+        cls = mapper.class_
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        basis = declared_legal_basis(cls)
+        personal = declared_residency(cls) is Residency.PERSONAL
+        if basis is None:
+            violations.append(Violation(name, "declares no valid __legal_basis__ (a LegalBasis)"))
+        elif personal and basis is LegalBasis.NOT_PERSONAL:
+            violations.append(Violation(name, "is PERSONAL but declares the legal basis NOT_PERSONAL"))
+        if declared_retention(cls) is None:
+            violations.append(Violation(name, "declares no valid __retention__ (a Retention)"))
+    return violations
 
 
 def _table(mapper: Mapper[object]) -> Table:

@@ -32,6 +32,8 @@ class Role(enum.StrEnum):
     MODERATOR = "moderator"
     DIRECTOR = "director"
     COMPLIANCE = "compliance"
+    HQ = "hq"
+    """The HQ compliance officer: the federation summary built from the nodes' signed reports, nothing of one node."""
     OPS = "ops"
 
 

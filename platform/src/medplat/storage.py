@@ -11,11 +11,13 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Literal, Protocol
 from urllib.parse import urlsplit
 
 from minio import Minio
 from minio.error import S3Error
+
+from medplat.residency import DataCategory, LegalBasis, Residency, Retention
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 
@@ -29,6 +31,87 @@ def safe_key(key: str) -> str:
     if len(key) > 512 or not _SAFE_KEY.match(key) or any(seg in (".", "..") for seg in key.split("/")):
         raise UnsafeKeyError("object key must be relative path segments of letters, digits, '.', '_' and '-'")
     return key
+
+
+BucketKind = Literal["personal", "shared"]
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_SHA256 = "[0-9a-f]{64}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrefix:
+    """A declared family of object keys: which bucket it lives in, what it holds, and which column points at it.
+
+    The data map lists these, the residency scanner checks the buckets against them, and the code that writes
+    objects builds its keys with `key()`, so a key that does not fit its declaration is never written.
+    """
+
+    name: str
+    bucket: BucketKind
+    prefix: str
+    pattern: str
+    """The whole key, as a regular expression both Python and PostgreSQL understand."""
+    residency: Residency
+    category: DataCategory
+    legal_basis: LegalBasis
+    retention: Retention
+    referenced_by: str
+    """`schema.table.column` whose values are this prefix's keys: an object nobody references is an orphan."""
+    written_by: str
+
+    def key(self, *parts: str) -> str:
+        key = safe_key(self.prefix + "/".join(parts))
+        if not re.fullmatch(self.pattern, key):
+            raise UnsafeKeyError(f"an object key of {self.name} must match {self.pattern}")
+        return key
+
+    def matches(self, key: str) -> bool:
+        return re.fullmatch(self.pattern, key) is not None
+
+
+PREFIXES: dict[str, KeyPrefix] = {}
+"""Every key prefix the node writes, by name; `declare_prefix` is the only way in."""
+
+
+def declare_prefix(prefix: KeyPrefix) -> KeyPrefix:
+    if prefix.name in PREFIXES or any(p.bucket == prefix.bucket and p.prefix == prefix.prefix for p in PREFIXES.values()):
+        raise ValueError(f"key prefix {prefix.name} ({prefix.bucket}:{prefix.prefix}) is declared twice")
+    PREFIXES[prefix.name] = prefix
+    return prefix
+
+
+DIPLOMA_SCANS = declare_prefix(
+    KeyPrefix(
+        name="diploma_scans", bucket="personal", prefix="diplomas/", pattern=f"diplomas/{_UUID}/{_SHA256}",
+        residency=Residency.PERSONAL, category=DataCategory.PROFESSIONAL, legal_basis=LegalBasis.CONTRACT,
+        retention=Retention("while the account exists; deleted on erasure or when a new scan replaces it"),
+        referenced_by="personal.diploma.key", written_by="medplat.domain.accounts.services.AccountService.upload_diploma",
+    )
+)  # fmt: skip
+CONTENT_MEDIA = declare_prefix(
+    KeyPrefix(
+        name="content_media", bucket="shared", prefix="media/", pattern=f"media/{_UUID}/{_SHA256}",
+        residency=Residency.SHARED, category=DataCategory.MEDIA, legal_basis=LegalBasis.NOT_PERSONAL,
+        retention=Retention("while the content item exists; deleted with its tombstone"),
+        referenced_by="shared.content_media.key", written_by="medplat.domain.content.services.ContentService.attach_media",
+    )
+)  # fmt: skip
+CASE_PHOTOS = declare_prefix(
+    KeyPrefix(
+        name="case_photos", bucket="personal", prefix="cases/", pattern=f"cases/{_UUID}/{_UUID}/(before|after)-{_SHA256}",
+        residency=Residency.PERSONAL, category=DataCategory.HEALTH, legal_basis=LegalBasis.CONSENT,
+        retention=Retention("while the case exists; deleted with it, or with the doctor's account on erasure"),
+        referenced_by="personal.case_photo.key", written_by="medplat.domain.cases.service.CaseService.put_photo",
+    )
+)  # fmt: skip
+RECEIVED_MEDIA = declare_prefix(
+    KeyPrefix(
+        name="received_media", bucket="shared", prefix="received/", pattern=f"received/[a-z]{{2}}/{_SHA256}",
+        residency=Residency.SHARED, category=DataCategory.MEDIA, legal_basis=LegalBasis.NOT_PERSONAL,
+        retention=Retention("while the received item is applied; deleted when its tombstone arrives"),
+        referenced_by="shared.content_media.key", written_by="medsync.inbound._blob_key",
+    )
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from medplat.config import Settings, get_settings
 
 SWEEP_SECONDS = float(os.environ.get("MEDFED_SWEEP_SECONDS", "10"))
 """How often beat re-creates wake-ups from the database (the backstop for lost broker messages)."""
-TASK_MODULES = ["medplat.domain.system.tasks", "medsync.tasks", "medplat.audit.tasks"]
+TASK_MODULES = ["medplat.domain.system.tasks", "medsync.tasks", "medplat.audit.tasks", "medplat.compliance.tasks"]
 
 
 def configure(app: Celery, settings: Settings) -> Celery:
@@ -41,6 +41,9 @@ def configure(app: Celery, settings: Settings) -> Celery:
             "sync-reconcile": {"task": "sync.reconcile_all", "schedule": 600.0, "options": {"expires": 600}},
             # Sign the audit log's head and have the peers cosign it (docs/audit.md).
             "audit-checkpoint": {"task": "audit.checkpoint", "schedule": 300.0, "options": {"expires": 300}},
+            # The residency scanner and the data-subject request reminders (docs/compliance.md).
+            "compliance-scan": {"task": "compliance.scan", "schedule": 3600.0, "options": {"expires": 3600}},
+            "compliance-dsr-reminders": {"task": "compliance.dsr_reminders", "schedule": 3600.0, "options": {"expires": 3600}},
         },
     )
     return app

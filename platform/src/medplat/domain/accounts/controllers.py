@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from medplat.api.problems import Problem
+from medplat.compliance.hooks import personal_access_async
 from medplat.config import Settings
 from medplat.domain.accounts.moderation import ModerationService
 from medplat.domain.accounts.schemas import (
@@ -180,8 +181,10 @@ class ModerationController(Controller):
     dependencies = {"moderation": Provide(provide_moderation, sync_to_thread=False)}
 
     @get("/doctors", summary="Doctors by verification status, oldest first (moderator)")
-    async def doctors(self, moderation: NamedDependency[ModerationService], status: FromQuery[str] = "pending") -> list[ReviewItem]:
-        return await moderation.reviews(status)
+    async def doctors(
+        self, moderation: NamedDependency[ModerationService], request: Request[Any, Any, Any], status: FromQuery[str] = "pending"
+    ) -> list[ReviewItem]:
+        return await moderation.reviews(status, str(claims_of(request)["sub"]))
 
     @get("/doctors/{doctor_id:uuid}/diploma", summary="A doctor's diploma scan (moderator; the access is logged)")
     async def diploma(
@@ -217,8 +220,10 @@ class ModerationController(Controller):
         return change_read(await moderation.propose_change(doctor_id, changes, str(claims_of(request)["sub"])))
 
     @get("/changes", summary="Profile changes by status (moderator)")
-    async def changes(self, moderation: NamedDependency[ModerationService], status: FromQuery[str] = "pending") -> list[ChangeRead]:
-        return [change_read(c) for c in await moderation.changes(status)]
+    async def changes(
+        self, moderation: NamedDependency[ModerationService], request: Request[Any, Any, Any], status: FromQuery[str] = "pending"
+    ) -> list[ChangeRead]:
+        return [change_read(c) for c in await moderation.changes(status, str(claims_of(request)["sub"]))]
 
     @post(
         "/changes/{change_id:uuid}/decision", status_code=HTTP_200_OK, summary="Approve (and apply) or reject a profile change (moderator)"
@@ -240,5 +245,11 @@ class ComplianceController(Controller):
     dependencies = {"accounts": Provide(provide_accounts, sync_to_thread=False)}
 
     @get("/data-subject-requests", summary="Data-subject requests recorded on this node (compliance officer)")
-    async def requests(self, accounts: NamedDependency[AccountService], status: FromQuery[str | None] = None) -> list[DsrRead]:
-        return [dsr_read(r) for r in await accounts.requests(status)]
+    async def requests(
+        self, accounts: NamedDependency[AccountService], request: Request[Any, Any, Any], status: FromQuery[str | None] = None
+    ) -> list[DsrRead]:
+        found = await accounts.requests(status)
+        await personal_access_async(
+            accounts.session, str(claims_of(request)["sub"]), "dsr_list", status=status or "any", requests=len(found)
+        )
+        return [dsr_read(r) for r in found]

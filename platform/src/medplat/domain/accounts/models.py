@@ -17,7 +17,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from medplat.db.base import Base, Entity
 from medplat.fields import encrypted
-from medplat.residency import DataCategory, Residency
+from medplat.residency import DataCategory, LegalBasis, Residency, Retention
+
+UNTIL_ERASURE = Retention("while the account exists; deleted with it on erasure (DSR) or account closure")
+DSR_EVIDENCE = Retention("3 years after completion, as evidence of the request and its answer", days=3 * 365)
+LIMIT_WINDOW = Retention("until the limit's window ends (at most one day); keyed hashes only", days=1)
+AUTHOR = Retention("while the content item exists on its origin, or until the author withdraws consent")
 
 
 class Doctor(Entity):
@@ -28,6 +33,8 @@ class Doctor(Entity):
     __table_args__ = {"schema": "personal"}
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.IDENTITY
+    __legal_basis__ = LegalBasis.CONTRACT
+    __retention__ = UNTIL_ERASURE
 
     home_region: Mapped[str] = mapped_column(String(2))
     citizenship: Mapped[str] = mapped_column(String(2))
@@ -60,6 +67,8 @@ class Consent(Entity):
     __table_args__ = (UniqueConstraint("doctor_id", "purpose"), {"schema": "personal"})
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.CONSENT
+    __legal_basis__ = LegalBasis.LEGAL_OBLIGATION
+    __retention__ = UNTIL_ERASURE
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("personal.doctor.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(32))
@@ -75,6 +84,8 @@ class Diploma(Entity):
     __table_args__ = {"schema": "personal"}
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.PROFESSIONAL
+    __legal_basis__ = LegalBasis.CONTRACT
+    __retention__ = UNTIL_ERASURE
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("personal.doctor.id", ondelete="CASCADE"), unique=True)
     key: Mapped[str] = mapped_column(String(300))
@@ -91,6 +102,8 @@ class ProfileChange(Entity):
     __table_args__ = {"schema": "personal"}
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.PROFESSIONAL
+    __legal_basis__ = LegalBasis.CONTRACT
+    __retention__ = UNTIL_ERASURE
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("personal.doctor.id", ondelete="CASCADE"), index=True)
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -104,25 +117,34 @@ class ProfileChange(Entity):
 
 
 class DataSubjectRequest(Entity):
-    """A data-subject request (access or erasure) as recorded for compliance.
+    """A data-subject request (access, rectification or erasure) as recorded for compliance.
 
     `doctor_id` is deliberately not a foreign key: the record outlives the erasure it documents. `due_on` is
-    a provisional calendar-day deadline; working-day deadlines per country belong to the compliance side.
+    the deadline of the node's country in working days (medplat.compliance.deadlines); `extended_due_on` is
+    set when the law allows an extension and a reasoned notice was sent.
     """
 
     __tablename__ = "data_subject_request"
     __table_args__ = {"schema": "personal"}
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.CONSENT
+    __legal_basis__ = LegalBasis.LEGAL_OBLIGATION
+    __retention__ = DSR_EVIDENCE
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    """access or erasure."""
+    """access, rectification or erasure."""
     status: Mapped[str] = mapped_column(String(16), default="received")
-    """received or completed."""
+    """received, completed, or rejected (a rectification a moderator refused, with a reason)."""
     requested_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
     due_on: Mapped[datetime.date] = mapped_column(Date)
     completed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    extended_due_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
+    change_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    """For a rectification: the profile change that carries it."""
+    reminder: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """The last reminder recorded: due_soon or overdue."""
+    reminded_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
 class OtpChallenge(Entity):
@@ -132,6 +154,8 @@ class OtpChallenge(Entity):
     __table_args__ = {"schema": "personal"}
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.CREDENTIAL
+    __legal_basis__ = LegalBasis.LEGITIMATE_INTEREST
+    __retention__ = UNTIL_ERASURE
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("personal.doctor.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(8))
@@ -155,6 +179,8 @@ class SignInSession(Entity):
     __table_args__ = {"schema": "personal"}
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.CREDENTIAL
+    __legal_basis__ = LegalBasis.LEGITIMATE_INTEREST
+    __retention__ = UNTIL_ERASURE
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("personal.doctor.id", ondelete="CASCADE"), index=True)
     refresh_jti: Mapped[str] = mapped_column(String(32))
@@ -175,6 +201,8 @@ class SignInLimit(Base):
     __table_args__ = {"schema": "personal"}
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.CREDENTIAL
+    __legal_basis__ = LegalBasis.LEGITIMATE_INTEREST
+    __retention__ = LIMIT_WINDOW
 
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     window_start: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
@@ -208,6 +236,8 @@ class ContentAuthor(Entity):
     __table_args__ = {"schema": "personal"}
     __residency__ = Residency.PERSONAL
     __data_category__ = DataCategory.CONSENT
+    __legal_basis__ = LegalBasis.CONSENT
+    __retention__ = AUTHOR
 
     item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shared.content_item.id", ondelete="CASCADE"), unique=True)
     name: Mapped[str] = mapped_column(String(200))

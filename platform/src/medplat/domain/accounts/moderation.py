@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import select
 
 from medplat.api.problems import Problem
+from medplat.compliance.hooks import personal_access_async
 from medplat.domain.accounts.models import Diploma, Doctor, ProfileChange
 from medplat.domain.accounts.schemas import Decision, ReviewItem
 from medplat.domain.accounts.services import AccountService, diploma_read, invalid
@@ -35,25 +36,28 @@ def _reason_for(decision: Decision) -> str | None:
 
 
 class ModerationService(AccountService):
-    async def reviews(self, status: str) -> list[ReviewItem]:
+    async def reviews(self, status: str, staff: str) -> list[ReviewItem]:
         if status not in REVIEW_STATUSES:
             raise invalid("status", f"must be one of {', '.join(REVIEW_STATUSES)}", status=400)
         rows = await self.session.execute(
             select(Doctor, Diploma).outerjoin(Diploma, Diploma.doctor_id == Doctor.id).where(Doctor.verification_status == status)
             .order_by(Doctor.updated_at)
         )  # fmt: skip
-        return [
+        items = [
             ReviewItem(
                 d.id, d.full_name, list(d.specializations), d.academic_degree, d.years_of_practice, d.verification_status, diploma_read(s)
             )
             for d, s in rows.tuples()
         ]
+        await personal_access_async(self.session, staff, "doctor_review_list", status=status, doctors=len(items))
+        return items
 
     async def diploma_scan(self, doctor_id: uuid.UUID, moderator: str) -> tuple[Diploma, Iterator[bytes]]:
         diploma = await self.diploma_of((await self.doctor(doctor_id)).id)
         if diploma is None:
             raise Problem("this doctor has not uploaded a diploma", status=404, slug="not-found", title="Not found")
         _log.info("staff.personal_access", staff=moderator, doctor_id=str(doctor_id), what="diploma")
+        await personal_access_async(self.session, moderator, "diploma_scan", doctor_id=doctor_id)
         # A generator: the bytes are fetched while the response streams (Litestar iterates it in a thread).
         return diploma, self.store.stream(self.settings.personal_bucket, diploma.key)
 
@@ -72,12 +76,14 @@ class ModerationService(AccountService):
         _log.info("doctor.verification_decided", doctor_id=str(doctor.id), status=doctor.verification_status, staff=moderator)
         return doctor
 
-    async def changes(self, status: str) -> list[ProfileChange]:
+    async def changes(self, status: str, staff: str) -> list[ProfileChange]:
         if status not in ("pending", "approved", "rejected"):
             raise invalid("status", "must be one of pending, approved, rejected", status=400)
-        return list(
+        found = list(
             await self.session.scalars(select(ProfileChange).where(ProfileChange.status == status).order_by(ProfileChange.created_at))
         )
+        await personal_access_async(self.session, staff, "profile_change_list", status=status, changes=len(found))
+        return found
 
     async def decide_change(self, change_id: uuid.UUID, decision: Decision, moderator: str) -> ProfileChange:
         change = await self.session.scalar(select(ProfileChange).where(ProfileChange.id == change_id).with_for_update())
@@ -98,5 +104,8 @@ class ModerationService(AccountService):
         change.status = "approved" if decision.decision == "approve" else "rejected"
         change.reason, change.reviewed_by, change.reviewed_at = reason, moderator, _now()
         await self.session.flush()
+        rectification = await self.rectification_of(change)
+        if rectification is not None:
+            await self._complete(rectification, "completed" if change.status == "approved" else "rejected")
         _log.info("doctor.change_decided", change_id=str(change.id), status=change.status, staff=moderator)
         return change

@@ -205,3 +205,4 @@ class DsrRead(msgspec.Struct):
     requested_at: datetime.datetime
     due_on: datetime.date
     completed_at: datetime.datetime | None
+    extended_due_on: datetime.date | None = None

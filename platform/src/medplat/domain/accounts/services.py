@@ -21,6 +21,8 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from medplat.api.problems import Problem
+from medplat.compliance.deadlines import due_on
+from medplat.compliance.hooks import dsr_step_async
 from medplat.config import Settings, region_for_citizenship
 from medplat.domain.accounts.models import (
     Consent,
@@ -47,7 +49,7 @@ from medplat.domain.cases.service import CaseService, photo_prefix
 from medplat.domain.events.models import EventRegistration
 from medplat.domain.events.service import EventService
 from medplat.fields import lookup_hash
-from medplat.storage import ObjectStore
+from medplat.storage import DIPLOMA_SCANS, ObjectStore
 
 _log = structlog.stdlib.get_logger("medplat.accounts")
 
@@ -59,9 +61,6 @@ DIPLOMA_SIGNATURES = {
     "image/jpeg": (b"\xff\xd8\xff",),
 }
 REQUIRED_CONSENT = "personal_data"
-DSR_DUE_DAYS = 10
-"""Provisional deadline in calendar days (stricter than RU's 10 working days); per-country working-day
-deadlines belong to the compliance side."""
 
 
 class WrongNode(Problem):
@@ -134,7 +133,7 @@ def change_read(change: ProfileChange) -> ChangeRead:
 
 
 def dsr_read(row: DataSubjectRequest) -> DsrRead:
-    return DsrRead(row.id, row.doctor_id, row.kind, row.status, row.requested_at, row.due_on, row.completed_at)
+    return DsrRead(row.id, row.doctor_id, row.kind, row.status, row.requested_at, row.due_on, row.completed_at, row.extended_due_on)
 
 
 def changes_document(changes: ProfileChanges, current_workplaces: list[dict[str, Any]]) -> dict[str, Any]:
@@ -310,7 +309,7 @@ class AccountService:
                     errors=[{"field": "body", "reason": f"the file does not start like {media_type}"}],
                 )  # fmt: skip
             sha = digest.hexdigest()
-            key = f"diplomas/{doctor.id}/{sha}"
+            key = DIPLOMA_SCANS.key(str(doctor.id), sha)
             spool.seek(0)
             await anyio.to_thread.run_sync(self.store.put, self.settings.personal_bucket, key, spool, length, media_type)
         previous = await self.diploma_of(doctor.id)
@@ -332,24 +331,37 @@ class AccountService:
         change = ProfileChange(doctor_id=doctor.id, changes=changes_document(changes, doctor.workplaces), requested_by=requested_by)
         self.session.add(change)
         await self.session.flush()
+        if requested_by == str(doctor.id):
+            # The doctor asking to correct their own data is a rectification request, with the country's deadline.
+            await self._record(doctor.id, "rectification", change_id=change.id)
         await self.session.refresh(change)
         _log.info("doctor.change_proposed", doctor_id=str(doctor.id), change_id=str(change.id), fields=sorted(change.changes))
         return change
 
     # -- data-subject rights ----------------------------------------------------------------------------
 
-    def _record(self, doctor_id: uuid.UUID, kind: str) -> DataSubjectRequest:
+    async def _record(self, doctor_id: uuid.UUID, kind: str, change_id: uuid.UUID | None = None) -> DataSubjectRequest:
+        """The request, due on the country's deadline, and its first audit leaf, in the caller's transaction."""
         now = _now()
+        region = self.settings.region
         row = DataSubjectRequest(
-            doctor_id=doctor_id, kind=kind, status="received", requested_at=now, due_on=(now + datetime.timedelta(days=DSR_DUE_DAYS)).date()
-        )
+            doctor_id=doctor_id, kind=kind, status="received", requested_at=now,
+            due_on=due_on(region.country, kind, now, region.timezone), change_id=change_id,
+        )  # fmt: skip
         self.session.add(row)
+        await self.session.flush()
+        await dsr_step_async(self.session, row.id, kind, "received")
         return row
+
+    async def _complete(self, row: DataSubjectRequest, status: str = "completed", **extra: Any) -> None:
+        row.status, row.completed_at = status, _now()
+        await self.session.flush()
+        await dsr_step_async(self.session, row.id, row.kind, status, **extra)
 
     async def export(self, doctor_id: uuid.UUID) -> dict[str, Any]:
         """Everything this node holds about the doctor, as JSON-ready data; the request itself is recorded."""
         profile = await self.profile(doctor_id)
-        row = self._record(doctor_id, "access")
+        row = await self._record(doctor_id, "access")
         changes = await self.session.scalars(
             select(ProfileChange).where(ProfileChange.doctor_id == doctor_id).order_by(ProfileChange.created_at)
         )
@@ -359,8 +371,7 @@ class AccountService:
         requests = await self.session.scalars(
             select(DataSubjectRequest).where(DataSubjectRequest.doctor_id == doctor_id).order_by(DataSubjectRequest.requested_at)
         )
-        row.status, row.completed_at = "completed", _now()
-        await self.session.flush()
+        await self._complete(row)
         _log.info("dsr.access", doctor_id=str(doctor_id), dsr_id=str(row.id))
         document: dict[str, Any] = msgspec.to_builtins(profile)
         del document["pending_changes"]
@@ -390,10 +401,10 @@ class AccountService:
         What stays is the request's own record (kind, dates, the former id, which no longer resolves to anyone).
         """
         doctor = await self.doctor(doctor_id)
-        row = self._record(doctor.id, "erasure")
+        row = await self._record(doctor.id, "erasure")
         diploma = await self.diploma_of(doctor.id)
         keys: set[str] = set()
-        for prefix in (f"diplomas/{doctor.id}/", photo_prefix(doctor.id)):
+        for prefix in (f"{DIPLOMA_SCANS.prefix}{doctor.id}/", photo_prefix(doctor.id)):
             listed = await anyio.to_thread.run_sync(lambda p: list(self.store.list(self.settings.personal_bucket, p)), prefix)
             keys |= {o.key for o in listed}
         if diploma is not None:
@@ -401,12 +412,28 @@ class AccountService:
         keys |= set(await self.session.scalars(select(CasePhoto.key).where(CasePhoto.doctor_id == doctor.id)))
         for key in sorted(keys):
             await anyio.to_thread.run_sync(self.store.delete, self.settings.personal_bucket, key)
+        # What was destroyed, by table, goes into the audit leaf: the destruction act (RU) is built from it.
+        rows: dict[str, int] = {}
         for model in (CasePhoto, ClinicalCase, EventRegistration, OtpChallenge, SignInSession, ProfileChange, Consent, Diploma):
-            await self.session.execute(delete(model).where(model.doctor_id == doctor.id))
+            result = await self.session.execute(delete(model).where(model.doctor_id == doctor.id))
+            rows[f"personal.{model.__tablename__}"] = result.rowcount  # type: ignore[attr-defined]
         await self.session.delete(doctor)
-        row.status, row.completed_at = "completed", _now()
-        await self.session.flush()
+        rows[f"personal.{Doctor.__tablename__}"] = 1
+        # Open requests of the person (a rectification waiting for a moderator) have nothing left to act on.
+        for open_row in await self.session.scalars(
+            select(DataSubjectRequest).where(
+                DataSubjectRequest.doctor_id == doctor.id, DataSubjectRequest.status == "received", DataSubjectRequest.id != row.id
+            )
+        ):
+            await self._complete(open_row, superseded_by=str(row.id))
+        await self._complete(row, objects=len(keys), bucket=self.settings.personal_bucket, rows=rows)
         _log.info("dsr.erasure", dsr_id=str(row.id), objects=len(keys))
+        return row
+
+    async def rectification_of(self, change: ProfileChange) -> DataSubjectRequest | None:
+        row: DataSubjectRequest | None = await self.session.scalar(
+            select(DataSubjectRequest).where(DataSubjectRequest.change_id == change.id, DataSubjectRequest.status == "received")
+        )
         return row
 
     async def requests(self, status: str | None = None) -> list[DataSubjectRequest]:

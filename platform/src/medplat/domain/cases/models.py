@@ -11,7 +11,8 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medplat.db.base import Entity
-from medplat.residency import DataCategory, Residency
+from medplat.domain.accounts.models import UNTIL_ERASURE
+from medplat.residency import DataCategory, LegalBasis, Residency
 
 
 class ClinicalCase(Entity):
@@ -20,6 +21,8 @@ class ClinicalCase(Entity):
     __tablename__ = "clinical_case"
     __table_args__ = (Index("ix_personal_clinical_case_status_created", "status", "created_at"), {"schema": "personal"})
     __residency__ = Residency.PERSONAL
+    __legal_basis__ = LegalBasis.CONSENT
+    __retention__ = UNTIL_ERASURE
     __data_category__ = DataCategory.HEALTH
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("personal.doctor.id", ondelete="CASCADE"), index=True)
@@ -44,6 +47,8 @@ class CasePhoto(Entity):
     __tablename__ = "case_photo"
     __table_args__ = (UniqueConstraint("case_id", "stage"), {"schema": "personal"})
     __residency__ = Residency.PERSONAL
+    __legal_basis__ = LegalBasis.CONSENT
+    __retention__ = UNTIL_ERASURE
     __data_category__ = DataCategory.HEALTH
 
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("personal.clinical_case.id", ondelete="CASCADE"))

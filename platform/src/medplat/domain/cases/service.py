@@ -22,7 +22,7 @@ from medplat.domain.cases.models import CasePhoto, ClinicalCase
 from medplat.domain.cases.pii import findings
 from medplat.domain.cases.schemas import FREE_TEXT_FIELDS, CaseInput, CaseRead, CaseReview, PhotoRead
 from medplat.domain.feed.service import NotVerified
-from medplat.storage import ObjectStore
+from medplat.storage import CASE_PHOTOS, ObjectStore
 from medplat.uploads import SIGNATURES, spool_checked
 
 _log = structlog.stdlib.get_logger("medplat.cases")
@@ -55,7 +55,7 @@ def photo_read(photo: CasePhoto) -> PhotoRead:
 
 
 def photo_prefix(doctor_id: uuid.UUID) -> str:
-    return f"cases/{doctor_id}/"
+    return f"{CASE_PHOTOS.prefix}{doctor_id}/"
 
 
 class CaseService:
@@ -143,7 +143,7 @@ class CaseService:
             raise Problem(f"the case is already {case.status}; photos can change only while it awaits a moderator",
                           status=409, slug="case-decided", title="Case already decided")  # fmt: skip
         spool, length, sha = await spool_checked(chunks, media_type, PHOTO_SIGNATURES, MAX_PHOTO_BYTES, "a case photo")
-        key = f"{photo_prefix(doctor_id)}{case.id}/{stage}-{sha}"
+        key = CASE_PHOTOS.key(str(doctor_id), str(case.id), f"{stage}-{sha}")
         with spool:
             await anyio.to_thread.run_sync(self.store.put, self.settings.personal_bucket, key, spool, length, media_type)
         photo = await self.session.scalar(select(CasePhoto).where(CasePhoto.case_id == case.id, CasePhoto.stage == stage))

@@ -26,7 +26,7 @@ from medplat.config import Settings, known_regions
 from medplat.domain.accounts.models import ContentAuthor
 from medplat.domain.content.models import ContentItem, ContentMedia, ContentVersion
 from medplat.domain.content.schemas import DraftCreate, DraftUpdate
-from medplat.storage import ObjectStore
+from medplat.storage import CONTENT_MEDIA, ObjectStore
 from medsync.canonical import canonical_bytes, sha256_hex
 from medsync.items import Blob, Byline, EventInfo, Lesson, SharedDocument, Text, from_builtins, to_builtins
 from medsync.models import OutboxRow, Verdict
@@ -227,7 +227,7 @@ class ContentService:
             existing = await self.session.scalar(select(ContentMedia).where(ContentMedia.item_id == item.id, ContentMedia.sha256 == sha))
             if existing is not None:
                 return existing
-            key = f"media/{item.id}/{sha}"
+            key = CONTENT_MEDIA.key(str(item.id), sha)
             spool.seek(0)
             await anyio.to_thread.run_sync(self.store.put, self.settings.shared_bucket, key, spool, length, media_type)
         media = ContentMedia(item_id=item.id, key=key, sha256=sha, length=length, media_type=media_type)

@@ -10,7 +10,8 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medplat.db.base import Entity
-from medplat.residency import DataCategory, Residency
+from medplat.domain.accounts.models import UNTIL_ERASURE
+from medplat.residency import DataCategory, LegalBasis, Residency
 
 
 class EventRegistration(Entity):
@@ -19,6 +20,8 @@ class EventRegistration(Entity):
     __tablename__ = "event_registration"
     __table_args__ = (UniqueConstraint("doctor_id", "item_id"), {"schema": "personal"})
     __residency__ = Residency.PERSONAL
+    __legal_basis__ = LegalBasis.CONTRACT
+    __retention__ = UNTIL_ERASURE
     __data_category__ = DataCategory.PROFESSIONAL
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("personal.doctor.id", ondelete="CASCADE"))

@@ -1,0 +1,123 @@
+"""Data-subject requests on the compliance side: steps as audit leaves in the same transaction, reminders, extension,
+the destruction act with its verified event-log extract, and staff access to personal data logged."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from medplat.audit.models import AuditLeaf
+from medplat.cli import main
+from medplat.compliance import dsr
+from medplat.compliance import report as reports
+from medplat.config import Settings
+from medplat.domain.accounts.models import DataSubjectRequest
+from medplat.node import sync_db
+from medplat.security import Role
+from tests.integration.test_accounts import PDF, bearer, register, sign_in, staff
+from tests.integration.test_compliance_scan import node  # noqa: F401 - the fixture
+
+
+def _leaves(settings: Settings, kind: str) -> list[dict[str, Any]]:
+    with Session(sync_db(settings)) as session:
+        return [
+            json.loads(e)["payload"] for e in session.scalars(select(AuditLeaf.entry).where(AuditLeaf.kind == kind).order_by(AuditLeaf.idx))
+        ]
+
+
+async def _doctor(client: Any, settings: Settings) -> dict[str, Any]:
+    doctor_id = await register(client)
+    tokens = await sign_in(client, settings)
+    response = await client.put(
+        "/api/v1/me/diploma", content=PDF, headers={**bearer(tokens["access_token"]), "content-type": "application/pdf"}
+    )
+    assert response.status_code == 201
+    return {"id": doctor_id, **tokens}
+
+
+async def test_erasure_steps_are_audit_leaves_and_the_destruction_act_verifies(client: Any, node: Settings, tmp_path: Path) -> None:  # noqa: F811
+    doctor = await _doctor(client, node)
+    erased = await client.post("/api/v1/me/erasure", headers=bearer(doctor["access_token"]))
+    dsr_id = erased.json()["id"]
+    steps = [p for p in _leaves(node, "dsr_step") if p["dsr_id"] == dsr_id]
+    assert steps == [
+        {"dsr_id": dsr_id, "kind": "erasure", "step": "received"},
+        {"dsr_id": dsr_id, "kind": "erasure", "step": "completed", "objects": 1, "bucket": node.personal_bucket,
+         "rows": {"personal.case_photo": 0, "personal.clinical_case": 0, "personal.event_registration": 0,
+                  "personal.otp_challenge": 1, "personal.sign_in_session": 1, "personal.profile_change": 0, "personal.consent": 3,
+                  "personal.diploma": 1, "personal.doctor": 1}},
+    ]  # fmt: skip
+    out = tmp_path / "act.json"
+    made = CliRunner().invoke(main, ["compliance", "dsr", "act", "--region", "kz", dsr_id, "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "act.pdf").read_bytes().startswith(b"%PDF-")
+    public = node.signing_key.public_key()
+    verified = reports.verify(out.read_bytes(), lambda _r: [public])
+    act = verified.document
+    assert act["destroyed"]["rows_by_table"]["personal.doctor"] == 1 and act["destroyed"]["search_index"].startswith("none")
+    assert [json.loads(leaf["entry"])["payload"]["step"] for leaf in act["event_log_extract"]["leaves"]] == ["received", "completed"]
+    # A leaf's entry altered inside a re-signed act no longer proves inclusion in the signed checkpoint.
+    act["event_log_extract"]["leaves"][1]["entry"] = act["event_log_extract"]["leaves"][1]["entry"].replace('"objects":1', '"objects":0')
+    forged = reports.sign(act, node.signing_key, reports.ACT_PAYLOAD_TYPE)
+    try:
+        reports.verify(forged, lambda _r: [public])
+        raise AssertionError("a forged extract verified")
+    except reports.ReportError as exc:
+        assert exc.message.startswith("event log extract: ")
+    not_erasure = CliRunner().invoke(main, ["compliance", "dsr", "act", "--region", "kz", str(uuid.uuid4()), "--out", str(out)])
+    assert not_erasure.exit_code == 1 and not_erasure.stderr.startswith("medfed: no erasure request ")
+
+
+async def test_reminders_are_recorded_once_per_level_and_extension_follows_the_law(client: Any, node: Settings) -> None:  # noqa: F811
+    doctor = await _doctor(client, node)
+    changed = await client.post(
+        "/api/v1/me/profile-changes", json={"changes": {"position": "Consultant"}}, headers=bearer(doctor["access_token"])
+    )
+    assert changed.status_code == 201
+    with Session(sync_db(node)) as session, session.begin():
+        row = session.scalars(select(DataSubjectRequest)).one()
+        assert (row.kind, row.status, str(row.change_id)) == ("rectification", "received", changed.json()["id"])
+        row.due_on = datetime.date.today() - datetime.timedelta(days=3)
+        dsr_id = row.id
+    with Session(sync_db(node)) as session, session.begin():
+        assert dsr.reminders(session, node) == {"open": 1, "due_soon": 0, "overdue": 1, "recorded": 1}
+    with Session(sync_db(node)) as session, session.begin():
+        assert dsr.reminders(session, node)["recorded"] == 0
+    assert [p["step"] for p in _leaves(node, "dsr_step")] == ["received", "reminder_overdue"]
+    scan = json.loads(CliRunner().invoke(main, ["compliance", "scan", "--region", "kz", "--json"]).stdout)
+    assert scan["by_check"] == {"dsr_deadlines.overdue": 1} and scan["ok"] is False
+    # Kazakhstan allows no extension (medplat.compliance.deadlines).
+    refused = CliRunner().invoke(main, ["compliance", "dsr", "extend", "--region", "kz", str(dsr_id)])
+    assert (refused.exit_code, refused.stderr) == (1, "medfed: the law of KZ allows no extension for rectification requests\n")
+    decided = await client.post(
+        f"/api/v1/moderation/changes/{changed.json()['id']}/decision", json={"decision": "approve"}, headers=staff(node, Role.MODERATOR)
+    )
+    assert decided.status_code == 200
+    with Session(sync_db(node)) as session:
+        assert session.scalars(select(DataSubjectRequest.status)).one() == "completed"
+    assert [p["step"] for p in _leaves(node, "dsr_step")] == ["received", "reminder_overdue", "completed"]
+
+
+async def test_staff_reading_personal_data_leaves_an_audit_leaf(client: Any, node: Settings) -> None:  # noqa: F811
+    doctor = await _doctor(client, node)
+    moderator = staff(node, Role.MODERATOR, "moderator-7")
+    assert (await client.get("/api/v1/moderation/doctors", headers=moderator)).status_code == 200
+    assert (await client.get(f"/api/v1/moderation/doctors/{doctor['id']}/diploma", headers=moderator)).status_code == 200
+    officer = staff(node, Role.COMPLIANCE, "Officer.One@HQ.example")
+    assert (await client.get("/api/v1/compliance/data-subject-requests", headers=officer)).status_code == 200
+    accesses = _leaves(node, "personal_data_access")
+    assert accesses[:2] == [
+        {"staff": "moderator-7", "what": "doctor_review_list", "status": "pending", "doctors": 1},
+        {"staff": "moderator-7", "what": "diploma_scan", "doctor_id": doctor["id"]},
+    ]
+    # A staff subject that could be personal (an e-mail address) is logged as its hash.
+    assert accesses[2]["what"] == "dsr_list" and accesses[2]["staff"].startswith("sha256:")
+    with Session(sync_db(node)) as session:
+        assert "Officer" not in str(session.execute(text("SELECT string_agg(convert_from(entry, 'UTF8'), '') FROM audit.leaf")).scalar())
