@@ -11,6 +11,7 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 from medplat.api.problems import Problem
 from medplat.config import Settings
 from medplat.domain.accounts.controllers import me
+from medplat.domain.feed.live import request_is_fresh
 from medplat.domain.feed.service import DEFAULT_LIMIT, MAX_LIMIT, FeedQuery, PageCache, etag_matches, render_page, require_verified, viewer
 from medplat.security import Role, roles
 
@@ -65,7 +66,7 @@ class FeedController(Controller):
         """Query: `language` (default: the node's), `specializations` (comma-separated; default: mine), `cursor`
         (from `next_cursor`), `limit` (1–50, 20). Items without specializations are for every doctor."""
         state = request.app.state
-        who = await viewer(state.read_engine, me(request))
+        who = await viewer(state.read_engine, me(request), state.get("live") if await request_is_fresh(request) else None)
         require_verified(who)
         query = feed_query(request, state.settings, who.specializations)
         cache: PageCache = state.feed_cache

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from medplat.api.problems import Problem
+from medplat.domain.feed.live import Live
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -152,7 +153,14 @@ class PageCache:
                 self._entries.popitem(last=False)
 
 
-async def viewer(engine: AsyncEngine, doctor_id: uuid.UUID) -> Viewer:
+async def viewer(engine: AsyncEngine, doctor_id: uuid.UUID, live: Live | None = None) -> Viewer:
+    """The doctor's verification and specializations and the feed version: from the process's caches when the
+    request found them current (`live`), otherwise in one statement."""
+    if live is not None:
+        profile = await live.doctor(engine, doctor_id)
+        if profile is None:
+            raise Problem("no such doctor on this node", status=404, slug="not-found", title="Not found")
+        return Viewer(profile.verification_status, profile.specializations, live.feed_version())
     async with engine.connect() as conn:
         row = (await conn.execute(_DOCTOR_AND_VERSION, {"doctor_id": doctor_id})).first()
     if row is None:
