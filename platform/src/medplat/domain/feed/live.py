@@ -42,6 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 CHANNEL = "medplat_live"
 """Where the triggers of migration 0008 notify: `s:<session id>`, `d:<doctor id>`, `f`, `s:*`, `d:*`."""
 
+APPLICATION_NAME = "medplat-live"
+"""The listener connections' name in pg_stat_activity."""
+
 _log = structlog.stdlib.get_logger("medplat.live")
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -121,6 +124,8 @@ class Live:
         self.connected = False
         self.notifications = 0
         self.barriers = 0
+        self.fallbacks = 0
+        """Requests that asked the database because the listener was down or a barrier failed."""
         self.last_notification_at: float | None = None
         self.last_barrier_at: float | None = None
         self._echo_channel = f"{CHANNEL}_echo_{os.getpid()}_{id(self):x}"
@@ -155,11 +160,15 @@ class Live:
     async def fresh(self) -> bool:
         """True once every change committed before this call is in the caches; False: ask the database."""
         if not self.connected:
+            self.fallbacks += 1
             return False
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         self._wanted.set()
-        return await waiter
+        if not await waiter:
+            self.fallbacks += 1
+            return False
+        return True
 
     def feed_version(self) -> str:
         return f"live.{self.incarnation}.{self.feed_generation}"
@@ -229,7 +238,9 @@ class Live:
         while True:
             batch: list[asyncio.Future[bool]] = []
             try:
-                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME
+                ) as conn:
                     conn.add_notify_handler(self._on_notify)
                     # The echo's commit has nothing to make durable; do not wait for a WAL flush.
                     await conn.execute("SET synchronous_commit = off")
