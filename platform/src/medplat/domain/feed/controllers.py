@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from litestar import Controller, Request, Response, get
-from litestar.status_codes import HTTP_304_NOT_MODIFIED
+from litestar import Controller, Request, get
+from litestar.types import ASGIApp
 
 from medplat.api.problems import Problem
 from medplat.config import Settings
@@ -18,8 +18,6 @@ from medplat.security import Role, roles
 LANGUAGES = ("ru", "kk", "uz", "en")
 _SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 QUERY_FIELDS = frozenset({"language", "specializations", "cursor", "limit"})
-CACHE_CONTROL = "private, no-cache"
-"""Only the doctor's own client may keep a page, and it revalidates (cheaply, with If-None-Match) every time."""
 
 
 def bad_query(field: str, reason: str) -> Problem:
@@ -62,7 +60,7 @@ class FeedController(Controller):
         summary="Shared content for my specializations and language, newest first; ETag / If-None-Match (verified doctor)",
         responses={},
     )
-    async def feed(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def feed(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Query: `language` (default: the node's), `specializations` (comma-separated; default: mine), `cursor`
         (from `next_cursor`), `limit` (1–50, 20). Items without specializations are for every doctor."""
         state = request.app.state
@@ -74,7 +72,6 @@ class FeedController(Controller):
         if page is None:
             page = await render_page(state.read_engine, query)
             cache.put(query, who.feed_version, page)
-        headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
         if etag_matches(request.headers.get("if-none-match"), page.etag):
-            return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response(page.body, media_type="application/json", headers=headers)
+            return page.not_modified
+        return page.full

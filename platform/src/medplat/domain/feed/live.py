@@ -110,10 +110,13 @@ class DoctorProfile:
 class Live:
     """The caches and the one listener connection of this process; `start()` on startup, `stop()` on shutdown."""
 
-    def __init__(self, url: str, *, size: int = 100_000, barrier_timeout: float = 1.0, idle_interval: float = 1.0) -> None:
+    def __init__(
+        self, url: str, *, size: int = 100_000, barrier_timeout: float = 1.0, idle_interval: float = 1.0, gather: float = 0.001
+    ) -> None:
         self.url = url
         self.barrier_timeout = barrier_timeout
         self.idle_interval = idle_interval
+        self.gather = gather
         self.sessions: Lru[str, SessionState] = Lru(size)
         self.doctors: Lru[str, DoctorProfile] = Lru(size)
         self.feed_generation = 0
@@ -250,12 +253,17 @@ class Live:
                     self.connected = True
                     backoff = 0.1
                     _log.info("live.listening", incarnation=self.incarnation)
+                    started = 0.0
                     while True:
                         if not self._waiting:
                             self._wanted.clear()
                             with contextlib.suppress(TimeoutError):
                                 async with asyncio.timeout(self.idle_interval):
                                     await self._wanted.wait()
+                        # Gather: requests that became ready in the same turn of the event loop share this barrier.
+                        # Under load a barrier starts at most every `gather` seconds, which bounds its share of CPU.
+                        await asyncio.sleep(max(0.0, self.gather - (time.monotonic() - started)))
+                        started = time.monotonic()
                         batch, self._waiting = self._waiting, []
                         self._echo_sent += 1
                         sent = self._echo_sent

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from litestar.types import Receive, Scope, Send
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -77,10 +78,36 @@ class Viewer:
     feed_version: str
 
 
-@dataclass(frozen=True)
+CACHE_CONTROL = "private, no-cache"
+"""Only the doctor's own client may keep a page, and it revalidates (cheaply, with If-None-Match) every time."""
+
+
 class Page:
-    body: bytes
-    etag: str
+    """A rendered page and its two possible answers (200 with the bytes, 304 without), headers encoded once."""
+
+    __slots__ = ("body", "etag", "full", "not_modified")
+
+    def __init__(self, body: bytes, etag: str) -> None:
+        self.body = body
+        self.etag = etag
+        common = [(b"etag", etag.encode()), (b"cache-control", CACHE_CONTROL.encode()), (b"vary", b"Authorization")]
+        self.full = PageResponse(200, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *common], body)
+        self.not_modified = PageResponse(304, common, b"")
+
+
+class PageResponse:
+    """The ASGI answer of a cached page: two messages, nothing left to encode per request."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": list(self.headers)})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 class FeedQuery(msgspec.Struct, frozen=True):
