@@ -11,7 +11,7 @@ from litestar.types import ASGIApp
 from medplat.api.problems import Problem
 from medplat.config import Settings
 from medplat.domain.accounts.controllers import me
-from medplat.domain.feed.live import request_is_fresh
+from medplat.domain.feed.live import Lru, request_is_fresh
 from medplat.domain.feed.service import DEFAULT_LIMIT, MAX_LIMIT, FeedQuery, PageCache, etag_matches, render_page, require_verified, viewer
 from medplat.security import Role, roles
 
@@ -28,6 +28,17 @@ def bad_query(field: str, reason: str) -> Problem:
 
 
 def feed_query(request: Request[Any, Any, Any], settings: Settings, own_specializations: tuple[str, ...]) -> FeedQuery:
+    """The validated query; a valid one is remembered by its raw query string (a polling client sends the same one)."""
+    known: Lru[tuple[bytes, tuple[str, ...]], FeedQuery] = request.app.state.feed_cache.queries
+    key = (request.scope["query_string"], own_specializations)
+    query = known.get(key)
+    if query is None:
+        query = _parse_query(request, settings, own_specializations)
+        known.put(key, query)
+    return query
+
+
+def _parse_query(request: Request[Any, Any, Any], settings: Settings, own_specializations: tuple[str, ...]) -> FeedQuery:
     params = request.query_params
     unknown = sorted(set(params) - QUERY_FIELDS)
     if unknown:

@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from medplat.api.problems import Problem
-from medplat.domain.feed.live import Live
+from medplat.domain.feed.live import Live, Lru
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -159,6 +159,8 @@ class PageCache:
         self.size = size
         self._entries: OrderedDict[FeedQuery, tuple[str, Page]] = OrderedDict()
         self._lock = threading.Lock()
+        self.queries: Lru[tuple[bytes, tuple[str, ...]], FeedQuery] = Lru(size * 4)
+        """Parsed queries by (raw query string, the doctor's specializations): see controllers.feed_query."""
         self.hits = 0
         self.misses = 0
 
