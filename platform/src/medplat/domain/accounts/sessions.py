@@ -38,9 +38,5 @@ async def session_stands(connection: ASGIConnection[Any, Any, Any, Any], session
     live: Live | None = state.get("live")
     if live is None or not await request_is_fresh(connection):
         return await session_is_active(engine, session_id, subject)
-    try:
-        sid = uuid.UUID(session_id)
-    except ValueError:
-        return False
-    found = await live.session(engine, sid)
+    found = await live.session(engine, session_id)
     return not found.revoked and found.doctor_id == subject

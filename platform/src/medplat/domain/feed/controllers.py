@@ -10,9 +10,19 @@ from litestar.types import ASGIApp
 
 from medplat.api.problems import Problem
 from medplat.config import Settings
-from medplat.domain.accounts.controllers import me
-from medplat.domain.feed.live import Lru, request_is_fresh
-from medplat.domain.feed.service import DEFAULT_LIMIT, MAX_LIMIT, FeedQuery, PageCache, etag_matches, render_page, require_verified, viewer
+from medplat.domain.accounts.controllers import claims_of, me
+from medplat.domain.feed.live import Live, Lru, request_is_fresh
+from medplat.domain.feed.service import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    FeedQuery,
+    PageCache,
+    etag_matches,
+    live_viewer,
+    render_page,
+    require_verified,
+    viewer,
+)
 from medplat.security import Role, roles
 
 LANGUAGES = ("ru", "kk", "uz", "en")
@@ -75,7 +85,12 @@ class FeedController(Controller):
         """Query: `language` (default: the node's), `specializations` (comma-separated; default: mine), `cursor`
         (from `next_cursor`), `limit` (1–50, 20). Items without specializations are for every doctor."""
         state = request.app.state
-        who = await viewer(state.read_engine, me(request), state.get("live") if await request_is_fresh(request) else None)
+        live: Live | None = state.get("live")
+        who = None
+        if live is not None and await request_is_fresh(request):
+            who = await live_viewer(state.read_engine, live, str(claims_of(request)["sub"]))
+        if who is None:  # the caches cannot answer, or no such doctor: the database says which (and why)
+            who = await viewer(state.read_engine, me(request))
         require_verified(who)
         query = feed_query(request, state.settings, who.specializations)
         cache: PageCache = state.feed_cache

@@ -178,30 +178,39 @@ class Live:
 
     # -- reads through the caches (call only after fresh() answered True) ----------------------------
 
-    async def session(self, engine: AsyncEngine, session_id: uuid.UUID) -> SessionState:
-        key = str(session_id)
-        state = self.sessions.get(key)
+    async def session(self, engine: AsyncEngine, session_id: str) -> SessionState:
+        """The session named by a token's `sid` (absent, and so refused, when it is not a UUID)."""
+        state = self.sessions.get(session_id)
         if state is None:
+            try:
+                sid = uuid.UUID(session_id)
+            except ValueError:
+                return SessionState(None, True)
             epoch = self.epoch
             async with engine.connect() as conn:
-                row = (await conn.execute(_SESSION, {"id": session_id})).first()
+                row = (await conn.execute(_SESSION, {"id": sid})).first()
             state = SessionState(None, True) if row is None else SessionState(str(row.doctor_id), row.revoked_at is not None)
-            if epoch == self.epoch:
-                self.sessions.put(key, state)
+            # Only under the id's canonical spelling, the one the notifications carry.
+            if epoch == self.epoch and str(sid) == session_id:
+                self.sessions.put(session_id, state)
         return state
 
-    async def doctor(self, engine: AsyncEngine, doctor_id: uuid.UUID) -> DoctorProfile | None:
-        key = str(doctor_id)
-        profile = self.doctors.get(key)
+    async def doctor(self, engine: AsyncEngine, doctor_id: str) -> DoctorProfile | None:
+        """The doctor named by a token's `sub`; None when there is no such doctor (or `sub` is not a UUID)."""
+        profile = self.doctors.get(doctor_id)
         if profile is None:
+            try:
+                did = uuid.UUID(doctor_id)
+            except ValueError:
+                return None
             epoch = self.epoch
             async with engine.connect() as conn:
-                row = (await conn.execute(_DOCTOR, {"id": doctor_id})).first()
+                row = (await conn.execute(_DOCTOR, {"id": did})).first()
             if row is None:
                 return None
             profile = DoctorProfile(row.verification_status, tuple(row.specializations))
-            if epoch == self.epoch:
-                self.doctors.put(key, profile)
+            if epoch == self.epoch and str(did) == doctor_id:
+                self.doctors.put(doctor_id, profile)
         return profile
 
     # -- the listener -----------------------------------------------------------------------------------

@@ -182,20 +182,22 @@ class PageCache:
                 self._entries.popitem(last=False)
 
 
-async def viewer(engine: AsyncEngine, doctor_id: uuid.UUID, live: Live | None = None) -> Viewer:
-    """The doctor's verification and specializations and the feed version: from the process's caches when the
-    request found them current (`live`), otherwise in one statement."""
-    if live is not None:
-        profile = await live.doctor(engine, doctor_id)
-        if profile is None:
-            raise Problem("no such doctor on this node", status=404, slug="not-found", title="Not found")
-        return Viewer(profile.verification_status, profile.specializations, live.feed_version())
+async def viewer(engine: AsyncEngine, doctor_id: uuid.UUID) -> Viewer:
+    """The doctor's verification and specializations and the feed version, in one statement."""
     async with engine.connect() as conn:
         row = (await conn.execute(_DOCTOR_AND_VERSION, {"doctor_id": doctor_id})).first()
     if row is None:
         raise Problem("no such doctor on this node", status=404, slug="not-found", title="Not found")
     newest = row.newest.isoformat() if row.newest is not None else "-"
     return Viewer(row.verification_status, tuple(row.specializations), f"{row.n}.{row.versions}.{newest}")
+
+
+async def live_viewer(engine: AsyncEngine, live: Live, subject: str) -> Viewer | None:
+    """The same from the process's caches (call only once the request found them current); None: no such doctor."""
+    profile = await live.doctor(engine, subject)
+    if profile is None:
+        return None
+    return Viewer(profile.verification_status, profile.specializations, live.feed_version())
 
 
 def require_verified(who: Viewer) -> None:

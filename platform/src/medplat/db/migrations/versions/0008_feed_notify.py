@@ -51,7 +51,7 @@ TRIGGERS = [
     ("personal.doctor", "live_doctor_truncate", "AFTER TRUNCATE", "STATEMENT", "node.live_notify_statement('d:*')"),
     ("shared.content_item", "live_feed", "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE", "STATEMENT", "node.live_notify_statement('f')"),
     ("shared.content_version", "live_feed", "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE", "STATEMENT", "node.live_notify_statement('f')"),
-]
+]  # fmt: skip
 
 
 def upgrade() -> None:
