@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,7 +277,14 @@ def main() -> None:
             node_us = sum(r.node_cpu_us for r in rows) / len(rows)
             pg_us = sum(r.pg_cpu_us for r in rows) / len(rows)
             say(f"| {name} | {rps:.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} | {rps / ceiling:.2f} | {node_us:.0f} µs, {pg_us:.0f} µs |")
-        time.sleep(0.1)
+        node.stop()  # its workers log what their caches did (medplat.domain.feed.live) on the way out
+        for line in node.log_path.read_text(errors="replace").splitlines():
+            if '"live.stats"' in line:
+                stats = json.loads(line)
+                say(
+                    f"worker caches: {stats['barriers']} barriers for {stats['waiters']} requests, "
+                    f"{stats['mean_barrier_ms']} ms each on average; {stats['notifications']} notifications, {stats['fallbacks']} fallbacks"
+                )
     finally:
         for child in reversed(children):
             child.stop()

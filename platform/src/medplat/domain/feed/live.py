@@ -127,6 +127,9 @@ class Live:
         self.connected = False
         self.notifications = 0
         self.barriers = 0
+        self.waiters = 0
+        """Requests served by those barriers: `waiters / barriers` is how many share one."""
+        self.barrier_seconds = 0.0
         self.fallbacks = 0
         """Requests that asked the database because the listener was down or a barrier failed."""
         self.last_notification_at: float | None = None
@@ -150,6 +153,15 @@ class Live:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        _log.info(
+            "live.stats",
+            barriers=self.barriers,
+            waiters=self.waiters,
+            mean_barrier_ms=round(self.barrier_seconds / self.barriers * 1000, 3) if self.barriers else None,
+            notifications=self.notifications,
+            fallbacks=self.fallbacks,
+            incarnation=self.incarnation,
+        )
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -280,11 +292,13 @@ class Live:
                             await conn.execute("SELECT pg_notify(%s, %s)", (self._echo_channel, str(sent)), prepare=True)
                         ok = self._echo_seen >= sent
                         self._release(batch, ok)
-                        batch = []
+                        served, batch = len(batch), []
                         if not ok:
                             raise RuntimeError("the barrier's echo did not come back with its statement")
                         self.barriers += 1
+                        self.waiters += served
                         self.last_barrier_at = time.monotonic()
+                        self.barrier_seconds += self.last_barrier_at - started
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - any failure means: fall back to the database, reconnect
