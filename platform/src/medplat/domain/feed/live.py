@@ -111,7 +111,7 @@ class Live:
     """The caches and the one listener connection of this process; `start()` on startup, `stop()` on shutdown."""
 
     def __init__(
-        self, url: str, *, size: int = 100_000, barrier_timeout: float = 1.0, idle_interval: float = 1.0, gather: float = 0.003
+        self, url: str, *, size: int = 100_000, barrier_timeout: float = 1.0, idle_interval: float = 1.0, gather: float = 0.001
     ) -> None:
         self.url = url
         self.barrier_timeout = barrier_timeout
