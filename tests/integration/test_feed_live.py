@@ -217,3 +217,17 @@ async def test_sign_out_through_the_api_is_refused_with_the_cached_token(client:
     assert (await client.post("/api/v1/auth/sign-out", headers=doctor["headers"])).status_code == 204
     assert refused(await client.get("/api/v1/me", headers=doctor["headers"])) == ENDED
     assert (await client.get("/api/v1/me", headers=staff(settings, Role.OPS))).status_code == 403
+
+
+def test_the_sync_role_applying_content_fires_the_notification(settings: Settings, clean_db: None) -> None:
+    """The sync apply writes shared content as its own, narrower role: the trigger runs for it too."""
+    import psycopg
+
+    item = applied_item(settings, texts={"ru": "Статья"})
+    with psycopg.connect(settings.database_url, autocommit=True) as listener:
+        listener.execute("LISTEN medplat_live")
+        with psycopg.connect(settings.sync_database_url) as sync:
+            sync.execute("UPDATE shared.content_item SET status = 'retracted', version = 2 WHERE id = %s", (item,))
+            sync.commit()
+        received = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+    assert received == ["f"]
