@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +64,38 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
+    node_cpu_us: float = float("nan")
+    """CPU time of the node's processes (the server and its workers) per request, in microseconds."""
+    pg_cpu_us: float = float("nan")
+    """CPU time of PostgreSQL (the postmaster and every backend) per request: what the database costs."""
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of `root` and all its descendants, from /proc: a measure the shared machine's load does
+    not distort the way it distorts requests/s."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
+    total = 0.0
+    for pid, seconds in cpu.items():
+        walk = pid
+        while walk > 1 and walk != root:
+            walk = parents.get(walk, 0)
+        if walk == root:
+            total += seconds
+    return total
 
 
 def seed(url: str, items: int) -> None:
@@ -117,7 +148,11 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespace, duration: int) -> Result:
+def run_wrk(
+    name: str, url: str, headers: dict[str, str], args: argparse.Namespace, duration: int, *, watch: tuple[int, int] | None = None
+) -> Result:
+    """`wrk` against `url`; with `watch` (the node's and PostgreSQL's pids), the CPU both spent per request."""
+    before = [tree_cpu_seconds(pid) for pid in watch] if watch else []
     argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{int(duration)}s", "--latency", "--timeout", "5s"]
     for key, value in headers.items():
         argv += ["-H", f"{key}: {value}"]
@@ -130,7 +165,11 @@ def run_wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespa
         errors += int(match.group(1))
     if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         errors += sum(int(x) for x in match.groups())
-    return Result(name, rps, latency.get("50", float("nan")), latency.get("99", float("nan")), requests, errors)
+    result = Result(name, rps, latency.get("50", float("nan")), latency.get("99", float("nan")), requests, errors)
+    if watch and requests:
+        node_cpu, pg_cpu = (tree_cpu_seconds(pid) - b for pid, b in zip(watch, before, strict=True))
+        result.node_cpu_us, result.pg_cpu_us = node_cpu / requests * 1e6, pg_cpu / requests * 1e6
+    return result
 
 
 def main() -> None:
@@ -141,6 +180,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--items", type=int, default=2000, help="published shared items on the node")
+    parser.add_argument("--only", default="ceiling,feed,feed-304", help="which of ceiling, feed, feed-304 to load (profiling one)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench: wrk is not installed (apt-get install -y wrk)")
@@ -154,7 +194,8 @@ def main() -> None:
         init = pg.initdb_child().start()
         assert init.popen is not None and init.popen.wait(120) == 0, init.log_tail()
         pg.finish_initdb()
-        children.append(pg.child().start())
+        postgres = pg.child().start()
+        children.append(postgres)
         pg.wait_ready()
         url = pg.create_database("medfed_bench")
         from medplat.db.migrate import upgrade
@@ -211,28 +252,39 @@ def main() -> None:
             ("feed", f"{base}/api/v1/feed", auth),
             ("feed-304", f"{base}/api/v1/feed", {**auth, "If-None-Match": etag}),
         ]
+        targets = [t for t in targets if t[0] in args.only.split(",")]
         for name, target, headers in targets:  # warm-up: connections, caches, JIT of nothing (CPython), pools
             run_wrk(name, target, headers, args, 3)
         results: dict[str, list[Result]] = {name: [] for name, _, _ in targets}
         for round_ in range(args.rounds):
             for name, target, headers in targets:
-                result = run_wrk(name, target, headers, args, args.duration)
+                result = run_wrk(name, target, headers, args, args.duration, watch=(node.pid, postgres.pid))
                 results[name].append(result)
                 say(
                     f"round {round_ + 1} {name:9s} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                    f"requests {result.requests}  errors {result.errors}  (load {os.getloadavg()[0]:.2f})"
+                    f"requests {result.requests}  errors {result.errors}  CPU/request: node {result.node_cpu_us:.0f} us, "
+                    f"postgres {result.pg_cpu_us:.0f} us  (load {os.getloadavg()[0]:.2f})"
                 )
         say("")
-        say("| endpoint | requests/s (mean of rounds) | p50 | p99 (worst round) | errors | ratio to ceiling |")
-        say("|---|---|---|---|---|---|")
-        ceiling = sum(r.rps for r in results["ceiling"]) / args.rounds
+        say("| endpoint | requests/s (mean of rounds) | p50 | p99 (worst round) | errors | ratio to ceiling | CPU/request node, postgres |")
+        say("|---|---|---|---|---|---|---|")
+        ceiling = sum(r.rps for r in results.get("ceiling", [])) / args.rounds or float("nan")
         for name, rows in results.items():
             rps = sum(r.rps for r in rows) / len(rows)
             p50 = sum(r.p50_ms for r in rows) / len(rows)
             p99 = max(r.p99_ms for r in rows)
             errors = sum(r.errors for r in rows)
-            say(f"| {name} | {rps:.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} | {rps / ceiling:.2f} |")
-        time.sleep(0.1)
+            node_us = sum(r.node_cpu_us for r in rows) / len(rows)
+            pg_us = sum(r.pg_cpu_us for r in rows) / len(rows)
+            say(f"| {name} | {rps:.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} | {rps / ceiling:.2f} | {node_us:.0f} µs, {pg_us:.0f} µs |")
+        node.stop()  # its workers log what their caches did (medplat.domain.feed.live) on the way out
+        for line in node.log_path.read_text(errors="replace").splitlines():
+            if '"live.stats"' in line:
+                stats = json.loads(line)
+                say(
+                    f"worker caches: {stats['barriers']} barriers for {stats['waiters']} requests, "
+                    f"{stats['mean_barrier_ms']} ms each on average; {stats['notifications']} notifications, {stats['fallbacks']} fallbacks"
+                )
     finally:
         for child in reversed(children):
             child.stop()

@@ -39,11 +39,12 @@ from medplat.domain.content.controllers import ContentController
 from medplat.domain.director.controllers import DirectorController
 from medplat.domain.events.controllers import AttendanceController, EventController, MyEventsController
 from medplat.domain.feed.controllers import FeedController
+from medplat.domain.feed.live import Live
 from medplat.domain.feed.service import PageCache
 from medplat.domain.system.controllers import HealthController
 from medplat.logs import configure_logging
 from medplat.node import object_store
-from medplat.security import PUBLIC
+from medplat.security import PUBLIC, VerifiedTokens
 from medsync.api import FederationController
 from medsync.context import context_for
 
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Sized for a worker's concurrent requests: a connection opened past `pool_size` is closed again on return,
     # and opening one (SCRAM authentication) costs more than the query.
     reads = read_engine(settings.database_url, pool_size=32, max_overflow=16)
+    # The guard's and the feed's per-process caches, kept exact by one LISTEN connection (medplat.domain.feed.live).
+    live = Live(settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1))
     sqlalchemy = SQLAlchemyPlugin(
         config=SQLAlchemyAsyncConfig(
             engine_instance=engine,
@@ -110,6 +113,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "wake_delivery": wake_delivery,
             "wake_apply": wake_apply,
             "feed_cache": PageCache(),
+            "verified_tokens": VerifiedTokens(),
+            "live": live,
         }
     )
 
@@ -153,7 +158,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin(path="/")],
             openapi_router=Router("/schema", route_handlers=[], opt={"access": PUBLIC}),
         ),
-        on_shutdown=[engine.dispose, reads.dispose],
+        on_startup=[live.start],
+        on_shutdown=[live.stop, engine.dispose, reads.dispose],
         logging_config=None,  # medplat.logs owns logging: one JSON stream for every library
         debug=False,
     )

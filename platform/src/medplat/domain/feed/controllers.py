@@ -5,20 +5,29 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from litestar import Controller, Request, Response, get
-from litestar.status_codes import HTTP_304_NOT_MODIFIED
+from litestar import Controller, Request, get
+from litestar.types import ASGIApp
 
 from medplat.api.problems import Problem
 from medplat.config import Settings
-from medplat.domain.accounts.controllers import me
-from medplat.domain.feed.service import DEFAULT_LIMIT, MAX_LIMIT, FeedQuery, PageCache, etag_matches, render_page, require_verified, viewer
+from medplat.domain.accounts.controllers import claims_of, me
+from medplat.domain.feed.live import Live, Lru, request_is_fresh
+from medplat.domain.feed.service import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    FeedQuery,
+    PageCache,
+    etag_matches,
+    live_viewer,
+    render_page,
+    require_verified,
+    viewer,
+)
 from medplat.security import Role, roles
 
 LANGUAGES = ("ru", "kk", "uz", "en")
 _SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 QUERY_FIELDS = frozenset({"language", "specializations", "cursor", "limit"})
-CACHE_CONTROL = "private, no-cache"
-"""Only the doctor's own client may keep a page, and it revalidates (cheaply, with If-None-Match) every time."""
 
 
 def bad_query(field: str, reason: str) -> Problem:
@@ -29,6 +38,17 @@ def bad_query(field: str, reason: str) -> Problem:
 
 
 def feed_query(request: Request[Any, Any, Any], settings: Settings, own_specializations: tuple[str, ...]) -> FeedQuery:
+    """The validated query; a valid one is remembered by its raw query string (a polling client sends the same one)."""
+    known: Lru[tuple[bytes, tuple[str, ...]], FeedQuery] = request.app.state.feed_cache.queries
+    key = (request.scope["query_string"], own_specializations)
+    query = known.get(key)
+    if query is None:
+        query = _parse_query(request, settings, own_specializations)
+        known.put(key, query)
+    return query
+
+
+def _parse_query(request: Request[Any, Any, Any], settings: Settings, own_specializations: tuple[str, ...]) -> FeedQuery:
     params = request.query_params
     unknown = sorted(set(params) - QUERY_FIELDS)
     if unknown:
@@ -61,11 +81,16 @@ class FeedController(Controller):
         summary="Shared content for my specializations and language, newest first; ETag / If-None-Match (verified doctor)",
         responses={},
     )
-    async def feed(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def feed(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Query: `language` (default: the node's), `specializations` (comma-separated; default: mine), `cursor`
         (from `next_cursor`), `limit` (1–50, 20). Items without specializations are for every doctor."""
         state = request.app.state
-        who = await viewer(state.read_engine, me(request))
+        live: Live | None = state.get("live")
+        who = None
+        if live is not None and await request_is_fresh(request):
+            who = await live_viewer(state.read_engine, live, str(claims_of(request)["sub"]))
+        if who is None:  # the caches cannot answer, or no such doctor: the database says which (and why)
+            who = await viewer(state.read_engine, me(request))
         require_verified(who)
         query = feed_query(request, state.settings, who.specializations)
         cache: PageCache = state.feed_cache
@@ -73,7 +98,6 @@ class FeedController(Controller):
         if page is None:
             page = await render_page(state.read_engine, query)
             cache.put(query, who.feed_version, page)
-        headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
         if etag_matches(request.headers.get("if-none-match"), page.etag):
-            return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response(page.body, media_type="application/json", headers=headers)
+            return page.not_modified
+        return page.full

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from litestar.types import Receive, Scope, Send
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from medplat.api.problems import Problem
+from medplat.domain.feed.live import Live, Lru
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -76,10 +78,36 @@ class Viewer:
     feed_version: str
 
 
-@dataclass(frozen=True)
+CACHE_CONTROL = "private, no-cache"
+"""Only the doctor's own client may keep a page, and it revalidates (cheaply, with If-None-Match) every time."""
+
+
 class Page:
-    body: bytes
-    etag: str
+    """A rendered page and its two possible answers (200 with the bytes, 304 without), headers encoded once."""
+
+    __slots__ = ("body", "etag", "full", "not_modified")
+
+    def __init__(self, body: bytes, etag: str) -> None:
+        self.body = body
+        self.etag = etag
+        common = [(b"etag", etag.encode()), (b"cache-control", CACHE_CONTROL.encode()), (b"vary", b"Authorization")]
+        self.full = PageResponse(200, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *common], body)
+        self.not_modified = PageResponse(304, common, b"")
+
+
+class PageResponse:
+    """The ASGI answer of a cached page: two messages, nothing left to encode per request."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": list(self.headers)})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 class FeedQuery(msgspec.Struct, frozen=True):
@@ -131,6 +159,8 @@ class PageCache:
         self.size = size
         self._entries: OrderedDict[FeedQuery, tuple[str, Page]] = OrderedDict()
         self._lock = threading.Lock()
+        self.queries: Lru[tuple[bytes, tuple[str, ...]], FeedQuery] = Lru(size * 4)
+        """Parsed queries by (raw query string, the doctor's specializations): see controllers.feed_query."""
         self.hits = 0
         self.misses = 0
 
@@ -153,12 +183,21 @@ class PageCache:
 
 
 async def viewer(engine: AsyncEngine, doctor_id: uuid.UUID) -> Viewer:
+    """The doctor's verification and specializations and the feed version, in one statement."""
     async with engine.connect() as conn:
         row = (await conn.execute(_DOCTOR_AND_VERSION, {"doctor_id": doctor_id})).first()
     if row is None:
         raise Problem("no such doctor on this node", status=404, slug="not-found", title="Not found")
     newest = row.newest.isoformat() if row.newest is not None else "-"
     return Viewer(row.verification_status, tuple(row.specializations), f"{row.n}.{row.versions}.{newest}")
+
+
+async def live_viewer(engine: AsyncEngine, live: Live, subject: str) -> Viewer | None:
+    """The same from the process's caches (call only once the request found them current); None: no such doctor."""
+    profile = await live.doctor(engine, subject)
+    if profile is None:
+        return None
+    return Viewer(profile.verification_status, profile.specializations, live.feed_version())
 
 
 def require_verified(who: Viewer) -> None:
