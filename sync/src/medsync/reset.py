@@ -46,6 +46,7 @@ from medsync.canonical import canonical_bytes, parse_canonical, sha256_hex
 from medsync.context import SyncContext
 from medsync.envelope import Envelope, sign, verify
 from medsync.errors import SyncError
+from medsync.inbound import discard
 from medsync.items import RegionCode
 from medsync.models import ChannelIn, ChannelOut, ManifestIn, ManifestOut, OutboxRow
 from medsync.transport import mint_token, problem_code
@@ -191,7 +192,7 @@ def accept(ctx: SyncContext, origin: str, data: bytes, *, now: datetime.datetime
         channel.received_sequence = channel.applied_sequence = base
         channel.received_hash = digest
         channel.reset_allowed_until = channel.reset_revert_from = None
-    _discard_unreferenced(ctx, removed_keys)
+    discard(ctx, removed_keys)
     _log.warning("reset.accepted", origin=origin, next_sequence=statement.next_sequence, abandoned=abandoned, reverted=reverted)
     return {"status": "reset", "next_sequence": statement.next_sequence, "abandoned": abandoned, "reverted_items": reverted}
 
@@ -225,12 +226,6 @@ def _revert(session: Session, origin: str, first: int, now: datetime.datetime) -
         delete(ContentItem).where(ContentItem.id.in_(touched), ContentItem.origin_region == origin).returning(ContentItem.id)
     ).all()
     return len(removed), keys
-
-
-def _discard_unreferenced(ctx: SyncContext, keys: list[str]) -> None:
-    from medsync.inbound import discard
-
-    discard(ctx, keys)
 
 
 # -- the origin's side ------------------------------------------------------------------------------------
@@ -324,10 +319,16 @@ def send_pending(ctx: SyncContext, target: str, http: httpx.Client) -> bool:
     return True
 
 
+class _Window(msgspec.Struct):
+    """The one field of a manifest body `expiring` needs; the rest of the body is skipped, not built."""
+
+    expires_at: str
+
+
 def expiring(envelope: bytes, now: datetime.datetime) -> bool:
-    """Has this manifest (one of ours) less than RESIGN_MARGIN of validity left?"""
-    body = json.loads(Envelope.decode(envelope, max_bytes=manifest.MAX_MANIFEST_BYTES).payload_bytes())
-    return manifest.parse_timestamp(str(body["expires_at"])) - now < RESIGN_MARGIN
+    """Has this manifest (one of ours, checked before every send) less than RESIGN_MARGIN of validity left?"""
+    payload = msgspec.json.decode(envelope, type=Envelope).payload_bytes()
+    return manifest.parse_timestamp(msgspec.json.decode(payload, type=_Window).expires_at) - now < RESIGN_MARGIN
 
 
 def resign_unsent(ctx: SyncContext, target: str, http: httpx.Client, *, now: datetime.datetime | None = None) -> int:

@@ -7,8 +7,6 @@ to the right one before anything is stored or logged about the person.
 from __future__ import annotations
 
 import datetime
-import hashlib
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -50,16 +48,11 @@ from medplat.domain.events.models import EventRegistration
 from medplat.domain.events.service import EventService
 from medplat.fields import lookup_hash
 from medplat.storage import DIPLOMA_SCANS, ObjectStore
+from medplat.uploads import SIGNATURES, refuse_type, spool_checked
 
 _log = structlog.stdlib.get_logger("medplat.accounts")
 
 MAX_DIPLOMA_BYTES = 10 * 1024 * 1024
-# Three formats: a prefix table is all it takes, no file-type library needed.
-DIPLOMA_SIGNATURES = {
-    "application/pdf": (b"%PDF-",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-}
 REQUIRED_CONSENT = "personal_data"
 
 
@@ -277,40 +270,13 @@ class AccountService:
         Nothing reaches the bucket before the whole upload has passed both checks.
         """
         doctor = await self.doctor(doctor_id)
-        if media_type not in DIPLOMA_SIGNATURES:
-            raise Problem(
-                f"a diploma scan must be one of {', '.join(sorted(DIPLOMA_SIGNATURES))}, not {media_type or 'an untyped body'}",
-                status=415, slug="unsupported-media-type", title="Unsupported media type",
-                errors=[{"field": "content-type", "reason": "must be application/pdf, image/jpeg or image/png"}],
-            )  # fmt: skip
+        if media_type not in SIGNATURES:
+            raise refuse_type(media_type, SIGNATURES, "a diploma scan")
         if doctor.verification_status == "verified":
             raise Problem("the diploma is already verified", status=409, slug="already-verified", title="Already verified")
-        digest = hashlib.sha256()
-        length = 0
-        head = b""
-        with tempfile.SpooledTemporaryFile(max_size=MAX_DIPLOMA_BYTES) as spool:
-            async for chunk in chunks:
-                length += len(chunk)
-                if length > MAX_DIPLOMA_BYTES:
-                    raise Problem(
-                        f"a diploma scan is limited to {MAX_DIPLOMA_BYTES} bytes", status=413, slug="too-large", title="Too large",
-                        errors=[{"field": "body", "reason": f"larger than {MAX_DIPLOMA_BYTES} bytes"}],
-                    )  # fmt: skip
-                if len(head) < 16:
-                    head = (head + chunk)[:16]
-                digest.update(chunk)
-                spool.write(chunk)
-            if length == 0:
-                raise invalid("body", "the upload is empty", status=400)
-            if not head.startswith(DIPLOMA_SIGNATURES[media_type]):
-                raise Problem(
-                    f"the file's content is not {media_type}",
-                    status=415, slug="content-mismatch", title="Content does not match its type",
-                    errors=[{"field": "body", "reason": f"the file does not start like {media_type}"}],
-                )  # fmt: skip
-            sha = digest.hexdigest()
-            key = DIPLOMA_SCANS.key(str(doctor.id), sha)
-            spool.seek(0)
+        spool, length, sha = await spool_checked(chunks, media_type, SIGNATURES, MAX_DIPLOMA_BYTES, "a diploma scan")
+        key = DIPLOMA_SCANS.key(str(doctor.id), sha)
+        with spool:
             await anyio.to_thread.run_sync(self.store.put, self.settings.personal_bucket, key, spool, length, media_type)
         previous = await self.diploma_of(doctor.id)
         if previous is not None and previous.key != key:
