@@ -201,6 +201,15 @@ class MedfedCheck:
             return f"{code}: has no regions/{code}/infra.json (known: {', '.join(table)})"
         return table[code]
 
+    def in_country(self, conf: dict[str, Any]) -> CheckResult:
+        """Every zone, region and endpoint of the entity in its country (unknown when it has none)."""
+        country = self.country_for(conf)
+        if country is None:
+            return CheckResult.UNKNOWN
+        if isinstance(country, str):
+            return self.verdict([country])
+        return self.verdict(self.value_problems(country, conf))
+
     def verdict(self, problems: list[str]) -> CheckResult:
         self.details.extend(problems)
         return CheckResult.FAILED if problems else CheckResult.PASSED
@@ -252,12 +261,7 @@ class NodeModuleInCountry(MedfedCheck, BaseModuleCheck):
         # The node modules' own call of region-policy repeats the inputs checked here at the node module's call.
         if literal(conf.get("country")) is None or (literal(conf.get("source")) or "").endswith("/region-policy"):
             return CheckResult.UNKNOWN
-        country = self.country_for(conf)
-        if country is None:
-            return CheckResult.UNKNOWN
-        if isinstance(country, str):
-            return self.verdict([country])
-        return self.verdict(self.value_problems(country, conf))
+        return self.in_country(conf)
 
 
 class ResourceInCountry(MedfedCheck, BaseResourceCheck):
@@ -270,12 +274,7 @@ class ResourceInCountry(MedfedCheck, BaseResourceCheck):
         )
 
     def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
-        country = self.country_for(conf)
-        if country is None:
-            return CheckResult.UNKNOWN
-        if isinstance(country, str):
-            return self.verdict([country])
-        return self.verdict(self.value_problems(country, conf))
+        return self.in_country(conf)
 
 
 class NoReplication(MedfedCheck, BaseResourceCheck):
@@ -308,12 +307,7 @@ class ProviderInCountry(MedfedCheck, BaseProviderCheck):
         )
 
     def scan_provider_conf(self, conf: dict[str, Any]) -> CheckResult:
-        country = self.country_for(conf)
-        if country is None:
-            return CheckResult.UNKNOWN
-        if isinstance(country, str):
-            return self.verdict([country])
-        return self.verdict(self.value_problems(country, conf))
+        return self.in_country(conf)
 
 
 class ProviderPinned(MedfedCheck, BaseProviderCheck):
