@@ -3,16 +3,24 @@
 Personal data must never reach a log line. The code logs ids and counts, never contact details; as a second
 line of defence `scrub_personal_data` masks anything that looks like an e-mail address or a phone number
 in every string of every event, including those from third-party libraries' stdlib loggers.
+
+Our own events take structlog's native path: a filtering bound logger renders the event and writes the line
+itself (msgspec's JSON encoder, no stdlib `LogRecord`, no caller lookup), because the access line is written
+for every request and its cost showed in the feed benchmark (docs/benchmarks.md). Third-party libraries'
+stdlib records go through the same processors by `ProcessorFormatter`. Both write whole lines to one stream
+under the stdlib handler's lock, so lines from threads never interleave.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
+import msgspec
 import structlog
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -50,6 +58,43 @@ def _add_region(region: str) -> structlog.types.Processor:
     return add_region
 
 
+def _dumps(event: Any, **_: Any) -> str:
+    # Anything msgspec cannot write natively (keys included) is written as its repr, as structlog's default does.
+    return msgspec.json.encode(event, enc_hook=repr).decode()
+
+
+class _Sink:
+    """Where lines go and from which level: read at every call, so loggers cached before a reconfiguration follow it."""
+
+    handler: logging.StreamHandler[TextIO] = logging.StreamHandler(sys.stderr)
+    level: int = logging.INFO
+
+
+def _drop_below_level(_: Any, method_name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if _LEVELS.get(method_name, logging.INFO) < _Sink.level:
+        raise structlog.DropEvent
+    return event
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING}
+_LEVELS |= {"error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL, "fatal": logging.CRITICAL}
+
+
+class _LineLogger:
+    """structlog's logger for our own events: one JSON line onto the stream, under the stdlib handler's lock."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def msg(self, message: str) -> None:
+        handler = _Sink.handler
+        with handler.lock or contextlib.nullcontext():
+            handler.stream.write(message + "\n")
+            handler.stream.flush()
+
+    debug = info = warning = warn = error = critical = fatal = exception = log = msg
+
+
 def configure_logging(region: str, level: str = "INFO", stream: Any = None) -> None:
     """Route structlog and the stdlib loggers (uvicorn, celery, sqlalchemy) to one JSON stream."""
     shared: list[structlog.types.Processor] = [
@@ -62,25 +107,21 @@ def configure_logging(region: str, level: str = "INFO", stream: Any = None) -> N
         structlog.processors.format_exc_info,
         scrub_personal_data,
     ]
+    render = structlog.processors.JSONRenderer(serializer=_dumps)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    _Sink.handler, _Sink.level = handler, logging.getLevelNamesMapping()[level.upper()]
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, render],
+        )
+    )
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[_drop_below_level, *shared, render],
+        logger_factory=lambda *args: _LineLogger(str(args[0]) if args else ""),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.JSONRenderer(),
-        ],
-    )
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -94,4 +135,5 @@ def configure_logging(region: str, level: str = "INFO", stream: Any = None) -> N
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger
