@@ -183,6 +183,26 @@ async def test_a_registration_for_another_node_is_redirected_and_stores_nothing(
     assert "Almaty" not in lines and "Candidate" not in lines
 
 
+async def test_the_national_id_is_checked_for_the_citizenship_stored_encrypted_and_unique(client: Any, settings: Settings) -> None:
+    response = await client.post("/api/v1/doctors", json={**KZ_DOCTOR, "national_id": "850417 401236"})
+    assert response.status_code == 201, response.text
+    with sync_db(settings).connect() as conn:
+        raw = conn.execute(text("SELECT national_id, national_id_lookup FROM personal.doctor")).one()
+    assert "850417401236" not in raw.national_id, "the national id must be encrypted at rest"
+    assert len(raw.national_id_lookup) == 64
+    tokens = await sign_in(client, settings)
+    profile = (await client.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})).json()
+    assert profile["national_id"] == "850417401236"
+    # Another phone and e-mail, the same person: refused, nothing stored.
+    again = await client.post(
+        "/api/v1/doctors", json={**KZ_DOCTOR, "email": "other@clinic.kz", "phone": "+7 701 555 99 88", "national_id": "850417-401236"}
+    )
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("/already-registered")
+    assert "850417" not in again.text
+    assert count(settings, Doctor) == 1
+
+
 async def test_the_same_phone_cannot_register_twice(client: Any, settings: Settings) -> None:
     await register(client)
     again = await client.post("/api/v1/doctors", json={**KZ_DOCTOR, "email": "other@clinic.kz", "phone": "8 701 555 1234"})
@@ -217,6 +237,10 @@ async def test_the_same_phone_cannot_register_twice(client: Any, settings: Setti
             "reception_schedule[0].workplace",
         ),
         ({"reception_schedule": [{"weekday": "someday", "start": "09:00", "end": "13:00"}]}, 400, "reception_schedule[0].weekday"),
+        ({"national_id": "850417401237"}, 422, "national_id"),  # an IIN with a wrong check digit
+        ({"national_id": "851317401236"}, 422, "national_id"),  # month 13
+        ({"national_id": "11223344595"}, 422, "national_id"),  # a valid SNILS, but the doctor is a KZ citizen
+        ({"national_id": "85O417401236"}, 400, "national_id"),  # a letter O
     ],
 )
 async def test_bad_input_is_a_problem_naming_the_field_and_stores_nothing(

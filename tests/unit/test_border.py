@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from medsync.border import Finding, PersonalDataError, check_document, scan_document, scan_text
+from medsync.border import Finding, NationalIdKind, PersonalDataError, check_document, national_id_valid, scan_document, scan_text
 from medsync.errors import BorderError
 from medsync.items import Blob, Byline, EventInfo, Lesson, SharedDocument, Text, from_builtins, to_builtins
 
@@ -526,3 +526,20 @@ def test_a_blob_key_that_is_not_its_content_address_is_scanned() -> None:
     sha = "ab" * 32
     blob = Blob(key="media/call-79161234567.png", sha256=sha, length=1, media_type="image/png")
     assert [(f.kind, f.path) for f in scan_document(document(blobs=(blob,)), allow_byline=True)] == [("phone", "blobs[0].key")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad"),
+    [
+        ("kz_iin", "850417401236", "850417401237"),
+        ("uz_pinfl", "41704850123401", "41704850123402"),
+        ("ru_snils", "11223344595", "11223344596"),
+    ],
+)
+def test_a_national_id_is_valid_only_with_its_length_and_check_digit(kind: NationalIdKind, good: str, bad: str) -> None:
+    assert national_id_valid(kind, good)
+    assert not national_id_valid(kind, bad)
+    assert not national_id_valid(kind, good + "0")
+    assert not national_id_valid(kind, "\u0663" + good[1:])  # an Arabic-Indic digit is not a digit of an id
+    # What the node accepts as an id is what the border finds as one.
+    assert kind in {found for found, _ in scan_text(f"id {good}")}

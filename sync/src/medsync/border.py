@@ -10,7 +10,7 @@ import datetime
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -277,3 +277,21 @@ def _pinfl_ok(digits: str) -> bool:
     if not _valid_date(digits[0], digits[5:7], digits[3:5], digits[1:3]):
         return False
     return _weighted(digits, tuple(itertools.islice(itertools.cycle((7, 3, 1)), 13))) % 10 == int(digits[13])
+
+
+NationalIdKind = Literal["ru_snils", "kz_iin", "uz_pinfl"]
+_NATIONAL_IDS: Final[dict[NationalIdKind, tuple[int, Callable[[str], bool]]]] = {
+    "ru_snils": (11, _snils_ok),
+    "kz_iin": (12, _iin_ok),
+    "uz_pinfl": (14, _pinfl_ok),
+}
+
+
+def national_id_valid(kind: NationalIdKind, digits: str) -> bool:
+    """Whether `digits` is a well-formed national id of this kind, check digit included.
+
+    The same rules the border check finds these ids by; the node uses them to check a doctor's own id at
+    registration, so an id the border would not recognise is never stored as one.
+    """
+    length, check = _NATIONAL_IDS[kind]
+    return len(digits) == length and digits.isascii() and digits.isdigit() and check(digits)

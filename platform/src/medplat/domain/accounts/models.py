@@ -26,8 +26,9 @@ AUTHOR = Retention("while the content item exists on its origin, or until the au
 
 
 class Doctor(Entity):
-    """A doctor registered on this node. Home region follows citizenship; phone, e-mail and date of birth are
-    encrypted at rest, with keyed hashes beside phone and e-mail for sign-in lookups."""
+    """A doctor registered on this node. Home region follows citizenship; phone, e-mail, date of birth and the
+    national id are encrypted at rest, with keyed hashes beside phone and e-mail (sign-in lookups) and the
+    national id (one account per person)."""
 
     __tablename__ = "doctor"
     __table_args__ = {"schema": "personal"}
@@ -45,6 +46,10 @@ class Doctor(Entity):
     email_lookup: Mapped[str] = mapped_column(String(64), unique=True)
     date_of_birth: Mapped[str | None] = mapped_column(encrypted(10), nullable=True)
     """ISO date (YYYY-MM-DD), encrypted; no lookup needs it."""
+    national_id: Mapped[str | None] = mapped_column(encrypted(14), nullable=True)
+    """The citizenship's personal number (RU SNILS, KZ IIN, UZ PINFL), digits only, encrypted; optional."""
+    national_id_lookup: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    """Keyed hash of `<citizenship>:<digits>`: one account per person and node."""
     specializations: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
     academic_degree: Mapped[str | None] = mapped_column(String(100), nullable=True)
     years_of_practice: Mapped[int | None] = mapped_column(Integer, nullable=True)

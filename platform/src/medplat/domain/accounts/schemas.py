@@ -24,6 +24,13 @@ Phone = Annotated[
     ),
 ]
 Email = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+NationalId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9][0-9 -]{9,20}[0-9]$",
+        description="the citizenship's personal number: RU SNILS (11 digits), KZ IIN (12), UZ PINFL (14); spaces and hyphens allowed",
+    ),
+]
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
 Clock = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time, HH:MM")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -71,6 +78,8 @@ class DoctorRegistration(msgspec.Struct, forbid_unknown_fields=True):
     position: Annotated[str, msgspec.Meta(min_length=2, max_length=200)] | None = None
     workplaces: Annotated[list[Workplace], msgspec.Meta(max_length=10)] = []
     reception_schedule: Annotated[list[ReceptionHours], msgspec.Meta(max_length=50)] = []
+    national_id: NationalId | None = None
+    """Optional; checked against the citizenship's format and check digit, stored encrypted."""
 
 
 class ProfileChanges(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -141,6 +150,7 @@ class ProfileRead(msgspec.Struct):
     phone: str
     email: str
     date_of_birth: str | None
+    national_id: str | None
     specializations: list[str]
     academic_degree: str | None
     years_of_practice: int | None

@@ -49,6 +49,7 @@ from medplat.domain.events.service import EventService
 from medplat.fields import lookup_hash
 from medplat.storage import DIPLOMA_SCANS, ObjectStore
 from medplat.uploads import SIGNATURES, refuse_type, spool_checked
+from medsync.border import NationalIdKind, national_id_valid
 
 _log = structlog.stdlib.get_logger("medplat.accounts")
 
@@ -104,6 +105,28 @@ def check_birth_date(born: datetime.date) -> str:
     if not 18 <= age <= 100:
         raise invalid("date_of_birth", "a doctor's age must be between 18 and 100 years")
     return born.isoformat()
+
+
+NATIONAL_IDS: dict[str, tuple[NationalIdKind, str]] = {
+    "RU": ("ru_snils", "a SNILS of 11 digits with a valid check number"),
+    "KZ": ("kz_iin", "an IIN of 12 digits with a valid date and check digit"),
+    "UZ": ("uz_pinfl", "a PINFL of 14 digits with a valid date and check digit"),
+}
+"""Which personal number a doctor of each citizenship gives, and how the refusal describes it."""
+
+
+def check_national_id(citizenship: str, raw: str | None) -> str | None:
+    """The national id as digits, checked for the citizenship; the refusal never repeats the value."""
+    if raw is None:
+        return None
+    known = NATIONAL_IDS.get(citizenship)
+    if known is None:
+        raise invalid("national_id", "this node takes no national id for this citizenship; leave it out")
+    kind, expected = known
+    digits = raw.replace(" ", "").replace("-", "")
+    if not national_id_valid(kind, digits):
+        raise invalid("national_id", f"not a valid national id: expected {expected}")
+    return digits
 
 
 def diploma_read(diploma: Diploma | None) -> DiplomaRead | None:
@@ -183,6 +206,7 @@ class AccountService:
         phone = normalise_phone(data.phone, self.settings.region.country)
         email = normalise_email(data.email)
         born = check_birth_date(data.date_of_birth)
+        national_id = check_national_id(data.citizenship, data.national_id)
         schedule = check_schedule(data.reception_schedule, data.workplaces)
         purposes = [c.purpose for c in data.consents]
         if len(set(purposes)) != len(purposes):
@@ -190,12 +214,14 @@ class AccountService:
         if not any(c.purpose == REQUIRED_CONSENT and c.granted for c in data.consents):
             raise invalid("consents", f"the consent {REQUIRED_CONSENT!r} is required to hold an account")
         phone_key, email_key = lookup_hash(phone), lookup_hash(email.lower())
-        taken = await self.session.scalar(
-            select(Doctor.id).where(or_(Doctor.phone_lookup == phone_key, Doctor.email_lookup == email_key)).limit(1)
-        )
+        id_key = None if national_id is None else lookup_hash(f"{data.citizenship}:{national_id}")
+        same = [Doctor.phone_lookup == phone_key, Doctor.email_lookup == email_key]
+        if id_key is not None:
+            same.append(Doctor.national_id_lookup == id_key)
+        taken = await self.session.scalar(select(Doctor.id).where(or_(*same)).limit(1))
         if taken is not None:
             raise Problem(
-                "an account with this phone or e-mail already exists on this node",
+                "an account with this phone, e-mail or national id already exists on this node",
                 status=409,
                 slug="already-registered",
                 title="Already registered",
@@ -209,6 +235,8 @@ class AccountService:
             email=email,
             email_lookup=email_key,
             date_of_birth=born,
+            national_id=national_id,
+            national_id_lookup=id_key,
             specializations=sorted(set(data.specializations)),
             academic_degree=data.academic_degree,
             years_of_practice=data.years_of_practice,
@@ -255,7 +283,8 @@ class AccountService:
         )
         return ProfileRead(
             id=doctor.id, home_region=doctor.home_region, citizenship=doctor.citizenship, full_name=doctor.full_name,
-            phone=doctor.phone, email=doctor.email, date_of_birth=doctor.date_of_birth, specializations=list(doctor.specializations),
+            phone=doctor.phone, email=doctor.email, date_of_birth=doctor.date_of_birth, national_id=doctor.national_id,
+            specializations=list(doctor.specializations),
             academic_degree=doctor.academic_degree, years_of_practice=doctor.years_of_practice, position=doctor.position,
             workplaces=list(doctor.workplaces), reception_schedule=list(doctor.reception_schedule),
             verification_status=doctor.verification_status, verification_reason=doctor.verification_reason,
