@@ -78,7 +78,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     configure_logging(settings.region.code, settings.log_level)
     uvicorn.run(
-        "medplat.app:create_app", factory=True, host=host, port=port, workers=workers,
+        "medplat.app:create_server_app", factory=True, host=host, port=port, workers=workers,
         log_config=None, access_log=False, proxy_headers=True, server_header=False,
     )  # fmt: skip
 
