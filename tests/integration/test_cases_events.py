@@ -18,11 +18,13 @@ from medplat.domain.cases.models import CasePhoto, ClinicalCase
 from medplat.domain.events.models import EventRegistration
 from medplat.node import object_store, sync_db
 from medplat.security import Role
+from medplat.storage import CASE_PHOTOS
 from medsync.items import SharedDocument, from_builtins
 from tests.integration.test_accounts import JPEG, KZ_DOCTOR, PDF, PNG, RU_DOCTOR, bearer, count, register, sign_in, staff
 from tests.integration.test_feed import applied_item, verified_doctor
 from tests.unit.test_border import IIN
 from tests.unit.test_suppression import recoverable
+from tests.unit.test_uploads import CUT_BOX, CUT_RIFF, HEIC, NO_FTYP, NOT_HEIC, NOT_WEBP, WEBP, heif
 
 CASE: dict[str, Any] = {
     "sex": "female",
@@ -143,7 +145,7 @@ async def test_photos_are_checked_before_they_reach_the_personal_bucket(client: 
     wrong_type = await put(PDF, "application/pdf")
     assert (wrong_type.status_code, wrong_type.json()["errors"]) == (
         415,
-        [{"field": "content-type", "reason": "must be one of image/jpeg, image/png"}],
+        [{"field": "content-type", "reason": "must be one of image/heic, image/heif, image/jpeg, image/png, image/webp"}],
     )
     mismatch = await put(PDF, "image/png")
     assert (mismatch.status_code, mismatch.json()["type"]) == (415, "https://medfed.dev/problems/content-mismatch")
@@ -162,6 +164,52 @@ async def test_photos_are_checked_before_they_reach_the_personal_bucket(client: 
     assert len(keys) == 2 and all(k.startswith(f"cases/{doctor['id']}/{case['id']}/") for k in keys)
     replaced = await put(JPEG, "image/jpeg")  # a new before photo replaces the old object
     assert replaced.status_code == 201 and len(case_objects(settings)) == 2 and count(settings, CasePhoto) == 2
+
+
+async def test_webp_and_heic_photos_from_phones_are_stored_and_broken_ones_refused(client: Any, settings: Settings) -> None:
+    doctor = await verified_doctor(client, settings)
+    case = await submit(client, doctor)
+    url = f"/api/v1/cases/{case['id']}/photos"
+
+    async def put(data: bytes, media_type: str, stage: str = "before") -> Any:
+        return await client.put(f"{url}/{stage}", content=data, headers={**doctor["headers"], "Content-Type": media_type})
+
+    for data, media_type, problem in [
+        (HEIC, "image/webp", NOT_WEBP),  # a HEIC declared as WebP
+        (WEBP, "image/heic", NO_FTYP),  # and the other way round
+        (heif(b"mif1", (b"mif1",)), "image/heic", NOT_HEIC),  # HEIF, but not HEVC-coded
+        (WEBP[:-2], "image/webp", CUT_RIFF),  # cut short in transit
+        (HEIC[:-10], "image/heic", CUT_BOX),
+        (bytes(range(256)) * 4, "image/heif", NO_FTYP),  # garbage
+    ]:
+        refused = await put(data, media_type)
+        assert refused.status_code == 415, refused.text
+        body = refused.json()
+        assert {k: body[k] for k in ("type", "title", "status", "detail", "errors")} == {
+            "type": "https://medfed.dev/problems/content-mismatch",
+            "title": "Content does not match its type",
+            "status": 415,
+            "detail": f"the file's content is not {media_type}",
+            "errors": [{"field": "body", "reason": f"not {media_type}: the file {problem}"}],
+        }
+    assert case_objects(settings) == [] and count(settings, CasePhoto) == 0
+
+    before, after = await put(WEBP, "image/webp"), await put(HEIC, "image/heic", "after")
+    assert (before.status_code, after.status_code) == (201, 201), (before.text, after.text)
+    assert [(p["stage"], p["media_type"], p["length"]) for p in (before.json(), after.json())] == [
+        ("before", "image/webp", len(WEBP)),
+        ("after", "image/heic", len(HEIC)),
+    ]
+    store = object_store(settings)
+    for key, data, media_type in zip(case_objects(settings), (HEIC, WEBP), ("image/heic", "image/webp"), strict=True):
+        assert CASE_PHOTOS.matches(key) and key.startswith(f"cases/{doctor['id']}/{case['id']}/")  # the key pattern is unchanged
+        info = store.stat(settings.personal_bucket, key)
+        assert info is not None and (store.get(settings.personal_bucket, key), info.content_type) == (data, media_type)
+    photo = await client.get(f"{url}/after", headers=doctor["headers"])
+    assert (photo.content, photo.headers["content-type"]) == (HEIC, "image/heic")
+    as_heif = await put(HEIC, "image/heif")  # every HEIC is a HEIF: a phone may label it either way
+    assert (as_heif.status_code, as_heif.json()["media_type"], count(settings, CasePhoto)) == (201, "image/heif", 2)
+    assert len(case_objects(settings)) == 2
 
 
 async def test_only_verified_doctors_of_the_node_see_approved_cases(client: Any, settings: Settings) -> None:
