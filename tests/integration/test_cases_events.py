@@ -9,17 +9,22 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
+from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from medplat.config import Settings
+from medplat.app import create_app
+from medplat.config import Settings, StatisticsConfig
 from medplat.domain.cases.models import CasePhoto, ClinicalCase
 from medplat.domain.events.models import EventRegistration
 from medplat.node import object_store, sync_db
 from medplat.security import Role
+from medplat.storage import CASE_PHOTOS
 from medsync.items import SharedDocument, from_builtins
 from tests.integration.test_accounts import JPEG, KZ_DOCTOR, PDF, PNG, RU_DOCTOR, bearer, count, register, sign_in, staff
 from tests.integration.test_feed import applied_item, verified_doctor
 from tests.unit.test_border import IIN
+from tests.unit.test_suppression import recoverable
+from tests.unit.test_uploads import CUT_BOX, CUT_RIFF, HEIC, NO_FTYP, NOT_HEIC, NOT_WEBP, WEBP, heif
 
 CASE: dict[str, Any] = {
     "sex": "female",
@@ -140,7 +145,7 @@ async def test_photos_are_checked_before_they_reach_the_personal_bucket(client: 
     wrong_type = await put(PDF, "application/pdf")
     assert (wrong_type.status_code, wrong_type.json()["errors"]) == (
         415,
-        [{"field": "content-type", "reason": "must be one of image/jpeg, image/png"}],
+        [{"field": "content-type", "reason": "must be one of image/heic, image/heif, image/jpeg, image/png, image/webp"}],
     )
     mismatch = await put(PDF, "image/png")
     assert (mismatch.status_code, mismatch.json()["type"]) == (415, "https://medfed.dev/problems/content-mismatch")
@@ -159,6 +164,52 @@ async def test_photos_are_checked_before_they_reach_the_personal_bucket(client: 
     assert len(keys) == 2 and all(k.startswith(f"cases/{doctor['id']}/{case['id']}/") for k in keys)
     replaced = await put(JPEG, "image/jpeg")  # a new before photo replaces the old object
     assert replaced.status_code == 201 and len(case_objects(settings)) == 2 and count(settings, CasePhoto) == 2
+
+
+async def test_webp_and_heic_photos_from_phones_are_stored_and_broken_ones_refused(client: Any, settings: Settings) -> None:
+    doctor = await verified_doctor(client, settings)
+    case = await submit(client, doctor)
+    url = f"/api/v1/cases/{case['id']}/photos"
+
+    async def put(data: bytes, media_type: str, stage: str = "before") -> Any:
+        return await client.put(f"{url}/{stage}", content=data, headers={**doctor["headers"], "Content-Type": media_type})
+
+    for data, media_type, problem in [
+        (HEIC, "image/webp", NOT_WEBP),  # a HEIC declared as WebP
+        (WEBP, "image/heic", NO_FTYP),  # and the other way round
+        (heif(b"mif1", (b"mif1",)), "image/heic", NOT_HEIC),  # HEIF, but not HEVC-coded
+        (WEBP[:-2], "image/webp", CUT_RIFF),  # cut short in transit
+        (HEIC[:-10], "image/heic", CUT_BOX),
+        (bytes(range(256)) * 4, "image/heif", NO_FTYP),  # garbage
+    ]:
+        refused = await put(data, media_type)
+        assert refused.status_code == 415, refused.text
+        body = refused.json()
+        assert {k: body[k] for k in ("type", "title", "status", "detail", "errors")} == {
+            "type": "https://medfed.dev/problems/content-mismatch",
+            "title": "Content does not match its type",
+            "status": 415,
+            "detail": f"the file's content is not {media_type}",
+            "errors": [{"field": "body", "reason": f"not {media_type}: the file {problem}"}],
+        }
+    assert case_objects(settings) == [] and count(settings, CasePhoto) == 0
+
+    before, after = await put(WEBP, "image/webp"), await put(HEIC, "image/heic", "after")
+    assert (before.status_code, after.status_code) == (201, 201), (before.text, after.text)
+    assert [(p["stage"], p["media_type"], p["length"]) for p in (before.json(), after.json())] == [
+        ("before", "image/webp", len(WEBP)),
+        ("after", "image/heic", len(HEIC)),
+    ]
+    store = object_store(settings)
+    for key, data, media_type in zip(case_objects(settings), (HEIC, WEBP), ("image/heic", "image/webp"), strict=True):
+        assert CASE_PHOTOS.matches(key) and key.startswith(f"cases/{doctor['id']}/{case['id']}/")  # the key pattern is unchanged
+        info = store.stat(settings.personal_bucket, key)
+        assert info is not None and (store.get(settings.personal_bucket, key), info.content_type) == (data, media_type)
+    photo = await client.get(f"{url}/after", headers=doctor["headers"])
+    assert (photo.content, photo.headers["content-type"]) == (HEIC, "image/heic")
+    as_heif = await put(HEIC, "image/heif")  # every HEIC is a HEIF: a phone may label it either way
+    assert (as_heif.status_code, as_heif.json()["media_type"], count(settings, CasePhoto)) == (201, "image/heif", 2)
+    assert len(case_objects(settings)) == 2
 
 
 async def test_only_verified_doctors_of_the_node_see_approved_cases(client: Any, settings: Settings) -> None:
@@ -286,18 +337,70 @@ async def test_the_director_sees_counts_and_no_person(client: Any, settings: Set
     response = await client.get("/api/v1/director/stats", headers=staff(settings, Role.DIRECTOR, "director-kz"))
     assert response.status_code == 200, response.text
     stats = response.json()
-    assert stats["node"] == "kz" and stats["doctors_total"] == 2
-    assert stats["doctors_by_verification_status"] == {"unverified": 1, "verified": 1}
-    assert stats["doctors_by_specialization"] == {"cosmetology": 2, "dermatology": 2}
-    assert stats["cases_by_status"] == {"pending": 1}
+    # two doctors, one case, one attendee: every count is below 5, so every count is withheld; zeros are shown
+    assert (stats["node"], stats["suppression_threshold"], stats["doctors_total"]) == ("kz", 5, None)
+    assert stats["doctors_by_verification_status"] == {"unverified": None, "verified": None}
+    assert stats["doctors_by_specialization"] == {"cosmetology": None, "dermatology": None}
+    assert stats["cases_by_status"] == {"pending": None}
     assert stats["events"] == [
-        {"event_id": congress, "title": "Конгресс", "status": "published", "registered": 1, "cancelled": 0, "attended": 1}
+        {"event_id": congress, "title": "Конгресс", "status": "published", "registered": None, "cancelled": 0, "attended": None}
     ]
     for person in (KZ_DOCTOR, SECOND):
         assert person["full_name"] not in response.text and person["email"] not in response.text
     assert one["id"] not in response.text
     assert (await client.get("/api/v1/director/stats", headers=one["headers"])).status_code == 403
     assert (await client.get("/api/v1/director/stats", headers=moderator)).status_code == 403
+
+
+def colleague(i: int, specializations: list[str]) -> dict[str, Any]:
+    return {**KZ_DOCTOR, "full_name": f"Colleague Number {i}", "phone": f"+7 701 555 30 0{i}", "email": f"colleague{i}@clinic.kz",
+            "specializations": specializations}  # fmt: skip
+
+
+async def test_small_counts_are_withheld_and_cannot_be_recovered_from_the_totals(client: Any, settings: Settings) -> None:
+    # eight doctors: dermatology 8, cosmetology 6, trichology 1; verified 1, unverified 7; one pending case;
+    # a congress with 6 registered (5 of them attended, 1 did not) and 1 cancelled
+    verified = await verified_doctor(client, settings)
+    await submit(client, verified)
+    specializations = [["dermatology", "cosmetology"]] * 5 + [["dermatology", "trichology"], ["dermatology"]]
+    people = [colleague(i, s) for i, s in enumerate(specializations)]
+    congress = applied_item(settings, texts={"ru": "Конгресс"}, kind="event", event=CONGRESS)
+    moderator = staff(settings, Role.MODERATOR)
+    for i, person in enumerate(people):
+        doctor_id = await register(client, person)
+        headers = bearer((await sign_in(client, settings, person))["access_token"])
+        assert (await client.put(f"/api/v1/events/{congress}/registration", headers=headers)).status_code == 201
+        if i == 0:
+            assert (await client.delete(f"/api/v1/events/{congress}/registration", headers=headers)).status_code == 200
+        elif i < 6:
+            marked = await client.post(f"/api/v1/moderation/events/{congress}/attendance", json={"doctor_id": doctor_id}, headers=moderator)
+            assert marked.status_code == 200, marked.text
+
+    director = staff(settings, Role.DIRECTOR, "director-kz")
+    stats = (await client.get("/api/v1/director/stats", headers=director)).json()
+    assert (stats["suppression_threshold"], stats["doctors_total"]) == (5, 8)  # 8 >= 5: exact
+    # verified 1 is withheld; then unverified 7 too, or it would be 8 - 7 = 1 again
+    assert stats["doctors_by_verification_status"] == {"unverified": None, "verified": None}
+    # trichology 1 is withheld, and the next smallest, cosmetology 6, with it; dermatology 8 is exact
+    assert stats["doctors_by_specialization"] == {"cosmetology": None, "dermatology": 8, "trichology": None}
+    assert stats["cases_by_status"] == {"pending": None}
+    # 6 registered is exact; 1 cancelled is withheld; 5 attended is withheld because 6 - 5 = 1 did not come
+    assert stats["events"] == [
+        {"event_id": congress, "title": "Конгресс", "status": "published", "registered": 6, "cancelled": None, "attended": None}
+    ]
+    # what a reader can work out from the totals shown: every withheld count still has several possible values
+    by_status = recoverable(stats["doctors_by_verification_status"], stats["doctors_total"])
+    assert by_status == {"unverified": set(range(1, 8)), "verified": set(range(1, 8))}
+    attendance = recoverable({"attended": None, "absent": None}, stats["events"][0]["registered"])
+    assert attendance["attended"] == {1, 2, 3, 4, 5}
+
+    # the threshold is the region's: with 9 the same node withholds every count of 1 to 8; zeros stay exact
+    strict = msgspec.structs.replace(settings, region=msgspec.structs.replace(settings.region, statistics=StatisticsConfig(9)))
+    async with AsyncTestClient(app=create_app(strict)) as other:
+        stats = (await other.get("/api/v1/director/stats", headers=director)).json()
+    assert (stats["suppression_threshold"], stats["doctors_total"]) == (9, None)
+    assert set(stats["doctors_by_verification_status"].values()) == set(stats["doctors_by_specialization"].values()) == {None}
+    assert [(e["registered"], e["cancelled"], e["attended"]) for e in stats["events"]] == [(None, None, None)]
 
 
 # -- export and erasure -----------------------------------------------------------------------------------

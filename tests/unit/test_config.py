@@ -94,6 +94,23 @@ def test_a_region_file_with_unknown_fields_is_refused(tmp_path: Path) -> None:
         load_region("ab", tmp_path)
 
 
+def test_the_suppression_threshold_is_5_unless_the_region_says_otherwise(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "regions" / "kz" / "region.toml").read_text()
+    assert "suppression_threshold = 5" in text
+    for code, statistics in (
+        ("aa", ""),
+        ("ab", "[statistics]\nsuppression_threshold = 11\n"),
+        ("ac", "[statistics]\nsuppression_threshold = 1\n"),
+    ):
+        (tmp_path / code).mkdir()
+        head = text.split("[statistics]")[0].replace('code = "kz"', f'code = "{code}"')
+        (tmp_path / code / "region.toml").write_text(head + statistics)
+    assert load_region("aa", tmp_path).statistics.suppression_threshold == 5
+    assert load_region("ab", tmp_path).statistics.suppression_threshold == 11
+    with pytest.raises(ConfigError, match=r"region.toml: Expected `int` >= 2 - at `\$.statistics.suppression_threshold`$"):
+        load_region("ac", tmp_path)
+
+
 def test_beat_runs_the_sync_sweep_and_anti_entropy(env: dict[str, str]) -> None:
     from celery import Celery
 

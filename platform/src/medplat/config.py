@@ -56,6 +56,18 @@ class SignInConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     refresh_ttl_seconds: Annotated[int, msgspec.Meta(ge=3600)] = 14 * 86400
 
 
+class StatisticsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How the node's aggregated statistics (the director's counts) protect small numbers.
+
+    A count below `suppression_threshold` could single out a person for someone who knows the node's
+    doctors, so it is withheld, together with enough other counts that it cannot be recovered from a total
+    (medplat.domain.director.suppression). 2 is the least that still hides anyone; 5 is the common default
+    of health statistics offices.
+    """
+
+    suppression_threshold: Annotated[int, msgspec.Meta(ge=2, le=100)] = 5
+
+
 class RegionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """What regions/<code>/region.toml says about a region."""
 
@@ -69,6 +81,7 @@ class RegionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     law: str
     storage: StorageConfig
     sign_in: SignInConfig = SignInConfig()
+    statistics: StatisticsConfig = StatisticsConfig()
 
 
 def regions_dir() -> Path:

@@ -65,7 +65,7 @@ class CaseController(Controller):
     @put(
         "/{case_id:uuid}/photos/{stage:str}",
         status_code=HTTP_201_CREATED,
-        summary="Upload the before or after photo of my pending case: the raw body, image/jpeg or image/png (verified doctor)",
+        summary="Upload the before or after photo of my pending case: the raw body, JPEG, PNG, WebP or HEIC/HEIF (verified doctor)",
         request_max_body_size=MAX_PHOTO_BYTES,
     )
     async def put_photo(

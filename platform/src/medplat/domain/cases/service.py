@@ -23,12 +23,11 @@ from medplat.domain.cases.pii import findings
 from medplat.domain.cases.schemas import FREE_TEXT_FIELDS, CaseInput, CaseRead, CaseReview, PhotoRead
 from medplat.domain.feed.service import NotVerified
 from medplat.storage import CASE_PHOTOS, ObjectStore
-from medplat.uploads import SIGNATURES, spool_checked
+from medplat.uploads import PHOTO_SIGNATURES, spool_checked
 
 _log = structlog.stdlib.get_logger("medplat.cases")
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
-PHOTO_SIGNATURES = {k: v for k, v in SIGNATURES.items() if k.startswith("image/")}
 CASE_LIST_LIMIT = 100
 
 
