@@ -50,7 +50,7 @@ class KeyPrefix:
     bucket: BucketKind
     prefix: str
     pattern: str
-    """The whole key, as a regular expression both Python and PostgreSQL understand."""
+    """The whole key as written now, as a regular expression both Python and PostgreSQL understand."""
     residency: Residency
     category: DataCategory
     legal_basis: LegalBasis
@@ -58,15 +58,32 @@ class KeyPrefix:
     referenced_by: str
     """`schema.table.column` whose values are this prefix's keys: an object nobody references is an orphan."""
     written_by: str
+    separator: str = "/"
+    """What joins the parts after the prefix. `_` keeps a prefix flat: one folder for all its objects, which an S3
+    server built on a file tree (SeaweedFS's filer, MinIO's drives) lists many times faster than a folder per owner."""
+    legacy_pattern: str | None = None
+    """Keys an earlier release wrote (a folder per owner): still recognised by the scanner and by erasure, never written."""
 
     def key(self, *parts: str) -> str:
-        key = safe_key(self.prefix + "/".join(parts))
+        key = safe_key(self.prefix + self.separator.join(parts))
         if not re.fullmatch(self.pattern, key):
             raise UnsafeKeyError(f"an object key of {self.name} must match {self.pattern}")
         return key
 
+    @property
+    def accepted(self) -> str:
+        """Every key of this prefix, current or legacy, as one regular expression (Python and PostgreSQL)."""
+        return self.pattern if self.legacy_pattern is None else f"(?:{self.pattern})|(?:{self.legacy_pattern})"
+
     def matches(self, key: str) -> bool:
-        return re.fullmatch(self.pattern, key) is not None
+        return key.startswith(self.prefix) and re.fullmatch(self.accepted, key) is not None
+
+    def owned_by(self, first: str) -> tuple[str, ...]:
+        """The listing prefixes of every key whose first part is `first` (a doctor's files), in both layouts."""
+        prefixes = [f"{self.prefix}{first}{self.separator}"]
+        if self.legacy_pattern is not None and self.separator != "/":
+            prefixes.append(f"{self.prefix}{first}/")
+        return tuple(prefixes)
 
 
 PREFIXES: dict[str, KeyPrefix] = {}
@@ -80,28 +97,33 @@ def declare_prefix(prefix: KeyPrefix) -> KeyPrefix:
     return prefix
 
 
+# Diploma scans, case photos and media are flat (`diplomas/<doctor id>_<sha256>`); received blobs keep one folder
+# per origin country, which is three folders, not one per owner.
 DIPLOMA_SCANS = declare_prefix(
     KeyPrefix(
-        name="diploma_scans", bucket="personal", prefix="diplomas/", pattern=f"diplomas/{_UUID}/{_SHA256}",
+        name="diploma_scans", bucket="personal", prefix="diplomas/", pattern=f"diplomas/{_UUID}_{_SHA256}",
         residency=Residency.PERSONAL, category=DataCategory.PROFESSIONAL, legal_basis=LegalBasis.CONTRACT,
         retention=Retention("while the account exists; deleted on erasure or when a new scan replaces it"),
         referenced_by="personal.diploma.key", written_by="medplat.domain.accounts.services.AccountService.upload_diploma",
+        separator="_", legacy_pattern=f"diplomas/{_UUID}/{_SHA256}",
     )
 )  # fmt: skip
 CONTENT_MEDIA = declare_prefix(
     KeyPrefix(
-        name="content_media", bucket="shared", prefix="media/", pattern=f"media/{_UUID}/{_SHA256}",
+        name="content_media", bucket="shared", prefix="media/", pattern=f"media/{_UUID}_{_SHA256}",
         residency=Residency.SHARED, category=DataCategory.MEDIA, legal_basis=LegalBasis.NOT_PERSONAL,
         retention=Retention("while the content item exists; deleted with its tombstone"),
         referenced_by="shared.content_media.key", written_by="medplat.domain.content.services.ContentService.attach_media",
+        separator="_", legacy_pattern=f"media/{_UUID}/{_SHA256}",
     )
 )  # fmt: skip
 CASE_PHOTOS = declare_prefix(
     KeyPrefix(
-        name="case_photos", bucket="personal", prefix="cases/", pattern=f"cases/{_UUID}/{_UUID}/(before|after)-{_SHA256}",
+        name="case_photos", bucket="personal", prefix="cases/", pattern=f"cases/{_UUID}_{_UUID}_(before|after)-{_SHA256}",
         residency=Residency.PERSONAL, category=DataCategory.HEALTH, legal_basis=LegalBasis.CONSENT,
         retention=Retention("while the case exists; deleted with it, or with the doctor's account on erasure"),
         referenced_by="personal.case_photo.key", written_by="medplat.domain.cases.service.CaseService.put_photo",
+        separator="_", legacy_pattern=f"cases/{_UUID}/{_UUID}/(before|after)-{_SHA256}",
     )
 )  # fmt: skip
 RECEIVED_MEDIA = declare_prefix(

@@ -334,7 +334,7 @@ def _objects(out: _Collector, session: Session, settings: Settings, store: Objec
             out.result.timings[f"list_{kind}"] = round(time.perf_counter() - listed, 3)
     session.execute(text("CREATE INDEX ON scan_object (bucket, key)"))
     for prefix in PREFIXES.values():
-        params = {"bucket": prefix.bucket, "pattern": f"^(?:{prefix.pattern})$", "name": prefix.name}
+        params = {"bucket": prefix.bucket, "pattern": f"^(?:{prefix.accepted})$", "name": prefix.name}
         session.execute(text("UPDATE scan_object SET prefix = :name WHERE bucket = :bucket AND prefix IS NULL AND key ~ :pattern"), params)
         session.execute(
             text("UPDATE scan_object SET foreign_prefix = :name WHERE bucket <> :bucket AND foreign_prefix IS NULL AND key ~ :pattern"),
@@ -385,7 +385,7 @@ def _objects(out: _Collector, session: Session, settings: Settings, store: Objec
         ).replace("{column}", column)
         _count_and_list(
             out, session, "objects", f"missing_{prefix.name}", Severity.WARNING, missing,
-            {"pattern": f"^(?:{prefix.pattern})$", "bucket": prefix.bucket}, lambda k, bucket=bucket: f"s3://{bucket}/{k}",
+            {"pattern": f"^(?:{prefix.accepted})$", "bucket": prefix.bucket}, lambda k, bucket=bucket: f"s3://{bucket}/{k}",
             f"{prefix.referenced_by} refers to an object the bucket does not hold", "restore the object from backup or repair the row",
             key_column=f"t.{column}",
         )  # fmt: skip
