@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import re
+from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -345,28 +346,26 @@ def all_keys(store: ObjectStore, buckets: Mapping[str, str], workers: int = 8) -
 
     A delimited listing of a bucket's top level gives the keys without a `/` and one folder per first segment; every
     folder is then listed in full. That splits the key space exactly (a key is at the top or in one folder), so no key
-    is missed or listed twice, and pages of different folders (and buckets) are fetched at once on `workers` threads:
-    each listing has one page in flight at a time, so memory stays at a page per folder. Keys come in the store's
-    order within a folder, folders interleaved.
+    is missed or listed twice, and pages of different folders (and buckets) are fetched at once on `workers` threads.
+    Each listing has one page in flight at a time and at most twice `workers` pages are fetched or held at once, so
+    memory does not grow with the bucket. Keys come in the store's order within a folder, folders interleaved.
     """
+    # (label, bucket, prefix, delimiter, continuation token) of the pages still to fetch.
+    queued: deque[tuple[str, str, str, str, str | None]] = deque((label, bucket, "", "/", None) for label, bucket in buckets.items())
     pending: dict[Future[KeyPage], tuple[str, str, str, str]] = {}
     with ThreadPoolExecutor(workers, thread_name_prefix="list") as pool:
-
-        def fetch(label: str, bucket: str, prefix: str, delimiter: str, token: str | None = None) -> None:
-            pending[pool.submit(store.key_page, bucket, prefix, delimiter, token)] = (label, bucket, prefix, delimiter)
-
         try:
-            for label, bucket in buckets.items():
-                fetch(label, bucket, "", "/")
-            while pending:
+            while queued or pending:
+                while queued and len(pending) < 2 * workers:
+                    label, bucket, prefix, delimiter, token = queued.popleft()
+                    pending[pool.submit(store.key_page, bucket, prefix, delimiter, token)] = (label, bucket, prefix, delimiter)
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     label, bucket, prefix, delimiter = pending.pop(future)
                     page = future.result()
-                    if page.next_token is not None:
-                        fetch(label, bucket, prefix, delimiter, page.next_token)
-                    for folder in page.folders:
-                        fetch(label, bucket, folder, "")
+                    if page.next_token is not None:  # a started listing goes on before a new folder starts
+                        queued.appendleft((label, bucket, prefix, delimiter, page.next_token))
+                    queued.extend((label, bucket, folder, "", None) for folder in page.folders)
                     if page.keys:
                         yield label, page.keys
         finally:
