@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -208,6 +209,9 @@ async def test_the_data_map_comes_from_the_declarations_and_names_the_real_store
     assert live == set(tables), "every live table is in the map and every mapped table is live"
     prefixes = {(p["bucket"], p["prefix"]): p for p in datamap["prefixes"]}
     assert prefixes[(settings.personal_bucket, "diplomas/")]["referenced_by"] == "personal.diploma.key"
+    legacy = {name: p["legacy_pattern"] for name, p in prefixes.items()}
+    assert re.fullmatch(legacy[(settings.personal_bucket, "diplomas/")], f"diplomas/{uuid.uuid4()}/{'a' * 64}")
+    assert legacy[(settings.shared_bucket, "received/")] is None
     assert {p["residency"] for b, p in prefixes.items() if b[0] == settings.shared_bucket} == {"shared"}
     rows = list(csv.DictReader(io.StringIO(_cli("compliance", "datamap", "--region", "kz", "--format", "csv").stdout)))
     phone = next(r for r in rows if r["table"] == "personal.doctor" and r["column"] == "phone")
