@@ -212,7 +212,7 @@ def draft(
 def plant_blob(origin: Node, target: str, item_id: str, data: bytes, *, sha256: str | None = None) -> Blob:
     """An item version on the origin with a blob the target may fetch; `sha256` may lie about `data`."""
     sha = sha256 or hashlib.sha256(data).hexdigest()
-    key = f"media/{item_id}/{sha}"
+    key = f"media/{item_id}_{sha}"
     origin.ctx.store.put(origin.settings.shared_bucket, key, data, len(data), "image/png")
     with origin.ctx.engine.begin() as conn:
         conn.execute(

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -147,6 +148,39 @@ async def test_orphans_and_undeclared_prefixes_in_the_buckets(client: Any, node:
     }
 
 
+async def test_keys_of_the_folder_per_owner_layout_are_checked_like_current_ones(client: Any, node: Settings) -> None:
+    """Objects written before the flat layout (a folder per doctor or item) pass when referenced, and are still found
+    when orphaned, missing or in the wrong bucket; a file at the top of a bucket is outside every prefix."""
+    settings = node
+    store = object_store(settings)
+    await _clean_node(client, settings)
+    item, kept, lost = uuid.uuid4(), hashlib.sha256(b"kept").hexdigest(), hashlib.sha256(b"lost").hexdigest()
+    with Session(sync_db(settings)) as session, session.begin():
+        session.add(ContentItem(id=item, origin_region="kz", kind="article", title="Old layout", category="dermatology",
+                                specializations=[], languages=["ru"], targets=[]))  # fmt: skip
+        session.flush()
+        for sha in (kept, lost):
+            session.add(ContentMedia(item_id=item, key=f"media/{item}/{sha}", sha256=sha, length=4, media_type="image/png"))
+    store.put(settings.shared_bucket, f"media/{item}/{kept}", b"kept", 4, "image/png")
+    orphan = f"diplomas/{uuid.uuid4()}/{'c' * 64}"
+    store.put(settings.personal_bucket, orphan, PDF, len(PDF), "application/pdf")
+    misplaced = f"cases/{uuid.uuid4()}/{uuid.uuid4()}/before-{'d' * 64}"
+    store.put(settings.shared_bucket, misplaced, b"\x89PNG", 4, "image/png")
+    store.put(settings.personal_bucket, "notes.txt", b"x", 1, "text/plain")
+
+    report = json.loads(_cli("compliance", "scan", "--region", "kz", "--json").stdout)
+    assert report["by_check"] == {
+        "objects.missing_content_media": 1, "objects.personal_file_in_shared_bucket": 1,
+        "objects.undeclared_prefix_personal": 1, "objects.unreferenced_diploma_scans": 1,
+    }  # fmt: skip
+    assert {(f["severity"], f["object"]) for f in report["findings"]} == {
+        ("warning", f"s3://{settings.shared_bucket}/media/{item}/{lost}"),
+        ("critical", f"s3://{settings.shared_bucket}/{misplaced} (case_photos)"),
+        ("violation", f"s3://{settings.personal_bucket}/notes.txt"),
+        ("warning", f"s3://{settings.personal_bucket}/{orphan}"),
+    }
+
+
 async def test_the_data_map_comes_from_the_declarations_and_names_the_real_stores(client: Any, node: Settings) -> None:
     settings = node
     result = _cli("compliance", "datamap", "--region", "kz")
@@ -175,6 +209,9 @@ async def test_the_data_map_comes_from_the_declarations_and_names_the_real_store
     assert live == set(tables), "every live table is in the map and every mapped table is live"
     prefixes = {(p["bucket"], p["prefix"]): p for p in datamap["prefixes"]}
     assert prefixes[(settings.personal_bucket, "diplomas/")]["referenced_by"] == "personal.diploma.key"
+    legacy = {name: p["legacy_pattern"] for name, p in prefixes.items()}
+    assert re.fullmatch(legacy[(settings.personal_bucket, "diplomas/")], f"diplomas/{uuid.uuid4()}/{'a' * 64}")
+    assert legacy[(settings.shared_bucket, "received/")] is None
     assert {p["residency"] for b, p in prefixes.items() if b[0] == settings.shared_bucket} == {"shared"}
     rows = list(csv.DictReader(io.StringIO(_cli("compliance", "datamap", "--region", "kz", "--format", "csv").stdout)))
     phone = next(r for r in rows if r["table"] == "personal.doctor" and r["column"] == "phone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 
@@ -56,6 +57,29 @@ def test_key_prefixes_are_declared_and_the_writers_keys_fit_them() -> None:
         CASE_PHOTOS.key("01a200fe-5d6f-767c-a304-be0f50a7c7c7", case, "during-" + "ab" * 32)
     sha = "ab" * 32
     assert RECEIVED_MEDIA.matches(_blob_key("ru", sha))  # medsync writes received blobs under its own rule
-    assert DIPLOMA_SCANS.key("01a200fe-5d6f-767c-a304-be0f50a7c7c7", sha) == f"diplomas/01a200fe-5d6f-767c-a304-be0f50a7c7c7/{sha}"
+    assert DIPLOMA_SCANS.key("01a200fe-5d6f-767c-a304-be0f50a7c7c7", sha) == f"diplomas/01a200fe-5d6f-767c-a304-be0f50a7c7c7_{sha}"
     with pytest.raises(UnsafeKeyError):
         CONTENT_MEDIA.key("not-a-uuid", sha)
+
+
+def test_keys_of_the_folder_per_owner_layout_are_still_recognised_but_never_written() -> None:
+    doctor, case, sha = "01a200fe-5d6f-767c-a304-be0f50a7c7c7", "01a200fe-5d6f-767c-a304-be0f50a7c7c8", "ab" * 32
+    legacy = {
+        DIPLOMA_SCANS: f"diplomas/{doctor}/{sha}", CONTENT_MEDIA: f"media/{case}/{sha}", CASE_PHOTOS: f"cases/{doctor}/{case}/after-{sha}",
+    }  # fmt: skip
+    for prefix, key in legacy.items():
+        assert prefix.matches(key) and not re.fullmatch(prefix.pattern, key)
+        assert [p.name for p in PREFIXES.values() if p.matches(key)] == [prefix.name]
+    assert CASE_PHOTOS.key(doctor, case, f"after-{sha}") == f"cases/{doctor}_{case}_after-{sha}"
+    # Erasure lists a doctor's objects under both layouts, and under nobody else's id.
+    assert DIPLOMA_SCANS.owned_by(doctor) == (f"diplomas/{doctor}_", f"diplomas/{doctor}/")
+    assert CASE_PHOTOS.owned_by(doctor) == (f"cases/{doctor}_", f"cases/{doctor}/")
+    assert RECEIVED_MEDIA.owned_by("ru") == ("received/ru/",)
+    other = "01a200fe-5d6f-767c-a304-be0f50a7c7c9"
+    assert DIPLOMA_SCANS.key(doctor, sha).startswith(DIPLOMA_SCANS.owned_by(doctor)[0])
+    assert not DIPLOMA_SCANS.key(other, sha).startswith(DIPLOMA_SCANS.owned_by(doctor))
+    near_misses = (
+        f"diplomas/{doctor}-{sha}", f"diplomas/{doctor}_{sha}/x", f"cases/{doctor}_{case}/after-{sha}", f"media/{doctor}_{sha}.png",
+    )  # fmt: skip
+    for key in near_misses:
+        assert not any(p.matches(key) for p in PREFIXES.values()), key

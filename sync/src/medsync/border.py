@@ -149,11 +149,12 @@ def check_document(doc: SharedDocument, *, allow_byline: bool) -> None:
         raise PersonalDataError(tuple(findings))
 
 
-_MEDIA_KEY = re.compile(r"^(media/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/)?(?P<sha>[0-9a-f]{64})$")
+# `media/<item id>_<sha256>`, or `media/<item id>/<sha256>` as keys were written before November 2026.
+_MEDIA_KEY = re.compile(r"^(media/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}[_/])?(?P<sha>[0-9a-f]{64})$")
 
 
 def _content_addressed(blob: dict[Any, Any]) -> bool:
-    """A blob key the node made itself, `media/<item id>/<sha256>`: only hex, nothing a person wrote."""
+    """A blob key the node made itself, `media/<item id>_<sha256>`: only hex, nothing a person wrote."""
     match = _MEDIA_KEY.match(str(blob.get("key", "")))
     return match is not None and match.group("sha") == blob.get("sha256")
 

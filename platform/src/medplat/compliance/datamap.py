@@ -104,6 +104,8 @@ class PrefixEntry:
     bucket: str
     prefix: str
     pattern: str
+    legacy_pattern: str | None
+    """Keys an earlier release wrote under this prefix: they may still be in the bucket; nothing writes them now."""
     residency: str
     category: str
     legal_basis: str
@@ -220,8 +222,8 @@ def prefix_entries(buckets: dict[str, str], prefixes: Iterable[KeyPrefix] | None
     return [
         PrefixEntry(
             name=p.name, bucket_kind=p.bucket, bucket=buckets.get(p.bucket, ""), prefix=p.prefix, pattern=p.pattern,
-            residency=str(p.residency), category=str(p.category), legal_basis=str(p.legal_basis), retention=p.retention.rule,
-            referenced_by=p.referenced_by, written_by=p.written_by,
+            legacy_pattern=p.legacy_pattern, residency=str(p.residency), category=str(p.category), legal_basis=str(p.legal_basis),
+            retention=p.retention.rule, referenced_by=p.referenced_by, written_by=p.written_by,
         )
         for p in sorted(prefixes if prefixes is not None else PREFIXES.values(), key=lambda p: (p.bucket, p.prefix))
     ]  # fmt: skip

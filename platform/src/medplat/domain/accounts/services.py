@@ -43,11 +43,11 @@ from medplat.domain.accounts.schemas import (
     Workplace,
 )
 from medplat.domain.cases.models import CasePhoto, ClinicalCase
-from medplat.domain.cases.service import CaseService, photo_prefix
+from medplat.domain.cases.service import CaseService
 from medplat.domain.events.models import EventRegistration
 from medplat.domain.events.service import EventService
 from medplat.fields import lookup_hash
-from medplat.storage import DIPLOMA_SCANS, ObjectStore
+from medplat.storage import CASE_PHOTOS, DIPLOMA_SCANS, ObjectStore
 from medplat.uploads import SIGNATURES, refuse_type, spool_checked
 from medsync.border import NationalIdKind, national_id_valid
 
@@ -399,7 +399,7 @@ class AccountService:
         row = await self._record(doctor.id, "erasure")
         diploma = await self.diploma_of(doctor.id)
         keys: set[str] = set()
-        for prefix in (f"{DIPLOMA_SCANS.prefix}{doctor.id}/", photo_prefix(doctor.id)):
+        for prefix in (*DIPLOMA_SCANS.owned_by(str(doctor.id)), *CASE_PHOTOS.owned_by(str(doctor.id))):
             listed = await anyio.to_thread.run_sync(lambda p: list(self.store.list(self.settings.personal_bucket, p)), prefix)
             keys |= {o.key for o in listed}
         if diploma is not None:

@@ -42,7 +42,7 @@ class ClinicalCase(Entity):
 
 
 class CasePhoto(Entity):
-    """A before or after photo of a case, in the node's personal bucket under `cases/<doctor id>/<case id>/`."""
+    """A before or after photo of a case, in the node's personal bucket as `cases/<doctor id>_<case id>_<stage>-<sha256>`."""
 
     __tablename__ = "case_photo"
     __table_args__ = (UniqueConstraint("case_id", "stage"), {"schema": "personal"})

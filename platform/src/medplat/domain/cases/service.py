@@ -53,10 +53,6 @@ def photo_read(photo: CasePhoto) -> PhotoRead:
     return PhotoRead(photo.stage, photo.media_type, photo.length, photo.sha256, photo.updated_at)
 
 
-def photo_prefix(doctor_id: uuid.UUID) -> str:
-    return f"{CASE_PHOTOS.prefix}{doctor_id}/"
-
-
 class CaseService:
     def __init__(self, session: AsyncSession, settings: Settings, store: ObjectStore) -> None:
         self.session = session
