@@ -37,7 +37,9 @@ def read_parts(body: BlobBody, length: int, part: int) -> list[bytes]:
     return parts
 
 
-@pytest.mark.parametrize(("size", "part", "chunk"), [(MIB, 5 * MIB, 64 * 1024), (12 * MIB + 7, 5 * MIB, 64 * 1024), (1000, 7, 3), (1, 1, 1)])
+@pytest.mark.parametrize(
+    ("size", "part", "chunk"), [(MIB, 5 * MIB, 64 * 1024), (12 * MIB + 7, 5 * MIB, 64 * 1024), (1000, 7, 3), (1, 1, 1)]
+)
 def test_an_honest_blob_is_handed_over_whole_and_checked(size: int, part: int, chunk: int) -> None:
     data = os.urandom(size)
     body = body_of(data, chunk=chunk)
