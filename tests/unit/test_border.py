@@ -9,6 +9,7 @@ import datetime
 import itertools
 import pickle
 import string
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,17 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from medsync.border import Finding, PersonalDataError, check_document, scan_document, scan_text
+from medsync.border import (
+    _INVISIBLE,
+    _NON_ASCII_DIGIT,
+    Finding,
+    PersonalDataError,
+    _findings,
+    _normalise,
+    check_document,
+    scan_document,
+    scan_text,
+)
 from medsync.errors import BorderError
 from medsync.items import Blob, Byline, EventInfo, Lesson, SharedDocument, Text, from_builtins, to_builtins
 
@@ -526,3 +537,26 @@ def test_a_blob_key_that_is_not_its_content_address_is_scanned() -> None:
     sha = "ab" * 32
     blob = Blob(key="media/call-79161234567.png", sha256=sha, length=1, media_type="image/png")
     assert [(f.kind, f.path) for f in scan_document(document(blobs=(blob,)), allow_byline=True)] == [("phone", "blobs[0].key")]
+
+
+# -- the shortcuts of scan_text change nothing ------------------------------------------------------------
+# scan_text skips the matchers when a normalised text has no "@" and fewer than six digits, and skips the
+# normalisation of ASCII text. Both must give exactly what the full scan gives.
+
+TRICKY = "0123456789@＠﹫０１２３４５６７８９٠١٢٣٧\u200b\u00ad\u2060\ufeff\u00a0 -+().,/№" + SAFE
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=TRICKY, max_size=60))
+def test_the_shortcut_finds_what_the_full_scan_finds(text: str) -> None:
+    assert scan_text(text) == _findings(_normalise(text))
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_ascii_text_needs_no_normalising(text: str) -> None:
+    assert _NON_ASCII_DIGIT.sub("?", _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))) == text
+
+
+@pytest.mark.parametrize("text", ["тел. 8 916 123-45-67", "пишите: doc@clinic.ru", "ИНН ７７０７０８３８９３", "a＠b.ru"])
+def test_texts_the_shortcut_must_not_skip(text: str) -> None:
+    assert scan_text(text) != []
