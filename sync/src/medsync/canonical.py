@@ -125,20 +125,27 @@ def _fast(obj: object) -> bytes | None:
         return None
 
 
+_SCALARS = frozenset({str, bool, type(None)})
+
+
 def _plain(value: object, depth: int) -> bool:
     """Only exact str, int (in range), bool, None, list, tuple and dict with BMP-only str keys, nested at
-    most MAX_DEPTH deep. Exact types only: a subclass may print itself differently."""
+    most MAX_DEPTH deep. Exact types only: a subclass may print itself differently. (No call for a str, bool
+    or None inside a container, no generator for an object's members: this walk is most of the cost.)"""
     kind = type(value)
     if kind is int:
         return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER  # type: ignore[operator]
-    if kind is dict:
-        return depth < MAX_DEPTH and all(
-            type(key) is str and (key.isascii() or max(key) <= "\uffff") and _plain(item, depth + 1)
-            for key, item in value.items()  # type: ignore[attr-defined]
-        )
-    if kind is list or kind is tuple:
-        return depth < MAX_DEPTH and all(_plain(item, depth + 1) for item in value)  # type: ignore[attr-defined]
-    return kind is str or kind is bool or value is None
+    if kind is not dict and kind is not list and kind is not tuple:
+        return kind in _SCALARS
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is not dict:
+        return all(type(item) in _SCALARS or _plain(item, depth + 1) for item in value)  # type: ignore[attr-defined]
+    for key, item in value.items():  # type: ignore[attr-defined]
+        odd_key = type(key) is not str or not (key.isascii() or max(key) <= "\uffff")
+        if odd_key or (type(item) not in _SCALARS and not _plain(item, depth + 1)):
+            return False
+    return True
 
 
 def sha256_hex(data: bytes) -> str:

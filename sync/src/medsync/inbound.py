@@ -33,7 +33,7 @@ from medsync.canonical import sha256_hex
 from medsync.context import SyncContext
 from medsync.errors import SyncError
 from medsync.items import Blob, SharedDocument, canonical_document, to_builtins
-from medsync.models import ChannelIn, ManifestIn, Verdict
+from medsync.models import ChannelIn, ManifestIn, Verdict, table_of
 from medsync.policy import evaluate_inbound, load_policy
 from medsync.receipts import SPEC as RECEIPT_SPEC
 from medsync.receipts import Receipt, ReceiptItem, ReceiptReason, sign_receipt
@@ -399,7 +399,7 @@ def _commit(
                 _checkpoint("mid_apply")
             session.flush()  # the items first: versions and media refer to them
             if state.versions:
-                session.execute(insert(ContentVersion), state.versions)  # one statement for the manifest
+                session.execute(insert(table_of(ContentVersion)), state.versions)  # one statement for the manifest
             session.add_all(state.new_media)
             retracted.extend(state.retracted)
         verdicts = [
@@ -410,7 +410,7 @@ def _commit(
             }
             for receipt_item in decision.items
         ]  # fmt: skip
-        session.execute(insert(Verdict), verdicts)
+        session.execute(insert(table_of(Verdict)), verdicts)
         receipt = Receipt(
             spec=RECEIPT_SPEC, origin=body.origin, target=ctx.region, sequence=body.sequence, manifest_hash=digest,
             status=decision.status, decided_at=manifest.timestamp(now), items=tuple(decision.items), reasons=tuple(decision.reasons),
