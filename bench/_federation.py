@@ -112,8 +112,13 @@ def local_federation(label: str = "bench") -> Iterator[dict[str, NodeHandle]]:
 # -- CPU accounting --------------------------------------------------------------------------------------
 
 
-def _group_cpu_ticks() -> dict[int, int]:
-    """CPU ticks per process group: user + system of every live member, plus what it collected from reaped children."""
+def _group_cpu_ticks(leaders: set[int]) -> dict[int, int]:
+    """CPU ticks per process group: user + system of every live member, plus what it collected from reaped children.
+
+    A process that leads a session of its own under one of `leaders` (PostgreSQL makes every backend one)
+    counts for that leader's group: otherwise a backend's work would show only once it exits and is reaped,
+    and then all of it at once, whenever that happens (the publishing sessions' work, say, during delivery).
+    """
     ticks: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -121,15 +126,16 @@ def _group_cpu_ticks() -> dict[int, int]:
         except OSError:
             continue  # the process ended meanwhile
         fields = raw[raw.rfind(")") + 2 :].split()
-        group = int(fields[2])
-        ticks[group] = ticks.get(group, 0) + sum(int(f) for f in fields[11:15])
+        parent, group = int(fields[1]), int(fields[2])
+        owner = parent if group == int(stat.parent.name) and parent in leaders else group
+        ticks[owner] = ticks.get(owner, 0) + sum(int(f) for f in fields[11:15])
     return ticks
 
 
 def cpu_snapshot(nodes: dict[str, NodeHandle]) -> dict[str, float]:
     """CPU seconds used so far by each process group of the federation, as "<region> <process>"."""
     per_tick = os.sysconf("SC_CLK_TCK")
-    ticks = _group_cpu_ticks()
+    ticks = _group_cpu_ticks({pid for node in nodes.values() for pid in node.pids.values()})
     return {f"{code} {name}": ticks.get(pid, 0) / per_tick for code, node in nodes.items() for name, pid in node.pids.items()}
 
 

@@ -76,6 +76,21 @@ def test_one_bad_blob_among_many_leaves_nothing_and_no_temporary_files(nodes: di
     assert _python_temporary_files() <= temporary
 
 
+def test_a_large_blob_whose_hash_differs_is_never_stored(nodes: dict[str, Node]) -> None:
+    """Past the store's part size the blob goes up in parts as it arrives; the check on its last bytes
+    comes before the upload is completed, so nothing appears under its key, and the upload is abandoned."""
+    ru, kz = nodes["ru"], nodes["kz"]
+    item_id = "01a20000-0000-7000-8000-000000000001"
+    data = os.urandom(12 * 1024 * 1024)
+    blob = plant_blob(ru, "kz", item_id, data, sha256=hashlib.sha256(data[:-1] + b"?").hexdigest())
+    before = content_state(kz)
+    deliver_and_apply(ru, kz, (item_with_blobs(1, (blob,)),))
+    assert last_decision(kz) == ("rejected", ["blob.hash_mismatch"])
+    assert content_state(kz) == before
+    uploads = kz.ctx.store.client._list_multipart_uploads(kz.settings.shared_bucket)  # type: ignore[attr-defined]
+    assert [u.object_name for u in uploads.uploads] == []
+
+
 def _python_temporary_files() -> set[str]:
     # Only the names Python's tempfile gives: other programs on the machine use the folder too.
     return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith("tmp")}

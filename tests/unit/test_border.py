@@ -9,6 +9,7 @@ import datetime
 import itertools
 import pickle
 import string
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,19 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from medsync.border import Finding, NationalIdKind, PersonalDataError, check_document, national_id_valid, scan_document, scan_text
+from medsync.border import (
+    _INVISIBLE,
+    _NON_ASCII_DIGIT,
+    Finding,
+    NationalIdKind,
+    PersonalDataError,
+    _findings,
+    _normalise,
+    check_document,
+    national_id_valid,
+    scan_document,
+    scan_text,
+)
 from medsync.errors import BorderError
 from medsync.items import Blob, Byline, EventInfo, Lesson, SharedDocument, Text, from_builtins, to_builtins
 
@@ -544,3 +557,26 @@ def test_a_national_id_is_valid_only_with_its_length_and_check_digit(kind: Natio
     assert not national_id_valid(kind, "\u0663" + good[1:])  # an Arabic-Indic digit is not a digit of an id
     # What the node accepts as an id is what the border finds as one.
     assert kind in {found for found, _ in scan_text(f"id {good}")}
+
+
+# -- the shortcuts of scan_text change nothing ------------------------------------------------------------
+# scan_text skips the matchers when a normalised text has no "@" and fewer than six digits, and skips the
+# normalisation of ASCII text. Both must give exactly what the full scan gives.
+
+TRICKY = "0123456789@＠﹫０１２３４５６７８９٠١٢٣٧\u200b\u00ad\u2060\ufeff\u00a0 -+().,/№" + SAFE
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=TRICKY, max_size=60))
+def test_the_shortcut_finds_what_the_full_scan_finds(text: str) -> None:
+    assert scan_text(text) == _findings(_normalise(text))
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_ascii_text_needs_no_normalising(text: str) -> None:
+    assert _NON_ASCII_DIGIT.sub("?", _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))) == text
+
+
+@pytest.mark.parametrize("text", ["тел. 8 916 123-45-67", "пишите: doc@clinic.ru", "ИНН ７７０７０８３８９３", "a＠b.ru"])
+def test_texts_the_shortcut_must_not_skip(text: str) -> None:
+    assert scan_text(text) != []

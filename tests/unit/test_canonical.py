@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medsync.canonical import MAX_DEPTH, MAX_SAFE_INTEGER, canonical_bytes, parse_canonical, sha256_hex
+from medsync.canonical import MAX_DEPTH, MAX_SAFE_INTEGER, _fast, _parse_strictly, canonical_bytes, parse_canonical, sha256_hex
 from medsync.errors import CanonicalError
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc8785-jcs" / "testdata"
@@ -232,3 +232,90 @@ def test_error_messages_stay_ascii_and_short() -> None:
     assert error.code == "body.duplicate_key"
     assert len(error.message) < 120
     assert refusal(b'{"\\ud800":1,"\\ud800":2}').message.isascii()
+
+
+# --- the fast writer and reader against the reference -----------------------------------------------------
+# canonical_bytes and parse_canonical take a fast way (msgspec's writer and parser) for what our documents
+# hold, and the reference way (the `rfc8785` package, the strict reader) for the rest. Both must give the
+# same bytes, the same values and the same refusals.
+
+# Characters where JSON writers differ: controls (short and \u escapes), quote, backslash, DEL, the line
+# and paragraph separators, the top of the BMP (above the surrogates) and beyond it (UTF-16 key order).
+tricky = st.sampled_from(list('"\\/\x00\x08\t\n\x0c\r\x1f\x7f\u2028\u2029\ufb33\uffff\U0001f602\U00010000éы'))
+texts = st.text(alphabet=st.characters(exclude_categories=["Cs"]) | tricky, max_size=12)
+documents = st.recursive(
+    st.none() | st.booleans() | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER) | texts,
+    lambda children: st.lists(children, max_size=5) | st.tuples(children, children) | st.dictionaries(texts, children, max_size=6),
+    max_leaves=40,
+)
+
+
+def keys_beyond_the_bmp(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(max(key, default="") > "\uffff" or keys_beyond_the_bmp(item) for key, item in value.items())
+    return isinstance(value, list | tuple) and any(keys_beyond_the_bmp(item) for item in value)
+
+
+@settings(max_examples=500)
+@given(documents)
+def test_our_writer_is_rfc8785_byte_for_byte(value: Any) -> None:
+    expected = rfc8785.dumps(value)
+    assert canonical_bytes(value) == expected
+    # msgspec wrote it, unless a key beyond the BMP sent it the reference way.
+    assert _fast(value) == (None if keys_beyond_the_bmp(value) else expected)
+
+
+@given(st.dictionaries(st.sampled_from(["a", "\ufb33", "\uffff", "\U0001f602", "\U00010000", "z\U0001f602", "z\ufb33"]), st.integers(0, 9)))
+def test_keys_beyond_the_bmp_keep_utf16_order(value: dict[str, int]) -> None:
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@given(documents)
+def test_our_reader_takes_what_the_reference_takes(value: Any) -> None:
+    data = rfc8785.dumps(value)
+    assert parse_canonical(data, max_bytes=len(data)) == _parse_strictly(data) == json.loads(data)
+
+
+def _outcome(data: bytes) -> object:
+    try:
+        return ("value", parse_canonical(data, max_bytes=LIMIT))
+    except CanonicalError as exc:
+        return ("refused", exc.code, exc.message)
+
+
+def _reference(data: bytes) -> object:
+    try:
+        return ("value", _parse_strictly(data))
+    except CanonicalError as exc:
+        return ("refused", exc.code, exc.message)
+
+
+@settings(max_examples=300)
+@given(documents, st.data())
+def test_our_reader_refuses_what_the_reference_refuses_with_the_same_words(value: Any, data: st.DataObject) -> None:
+    """Bytes near canonical ones (one byte changed, inserted or removed, or another JSON writer's output)."""
+    canonical = rfc8785.dumps(value)
+    variants = [
+        json.dumps(value).encode(),
+        json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(),
+        json.dumps(value, sort_keys=True, separators=(",", ":")).encode(),
+    ]
+    if canonical:
+        at = data.draw(st.integers(0, len(canonical) - 1))
+        byte = data.draw(st.integers(0, 255))
+        variants += [
+            canonical[:at] + bytes([byte]) + canonical[at + 1 :],
+            canonical[:at] + bytes([byte]) + canonical[at:],
+            canonical[:at] + canonical[at + 1 :],
+        ]
+    for variant in variants:
+        assert _outcome(variant) == _reference(variant)
+
+
+@pytest.mark.parametrize("name", vector_names())
+def test_the_fast_writer_on_vector(name: str) -> None:
+    parsed, expected = load_vector(name)
+    fast = _fast(parsed)
+    assert fast is None or fast == expected
+    if not holds_float(parsed) and all(c <= "\uffff" for c in json.dumps(parsed, ensure_ascii=False)):
+        assert fast == expected, "the fast way covers every float-free vector without keys beyond the BMP"

@@ -46,7 +46,6 @@ _PHONE_RUN = re.compile(r"(?<![0-9])(?<![0-9][.,])[0-9]{9,12}(?![0-9])(?![.,][0-
 # Characters that render as nothing and would otherwise split a number so that no pattern sees it.
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]")
 _NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
-_DIGIT = re.compile(r"[0-9]")
 
 # Digits inside a longer run ("4607001234567") or after a decimal separator ("3.14159265358979") are
 # not an identifier. Hyphens and slashes do not protect a number: "mp4-<INN>" in a slug must be found.
@@ -111,6 +110,15 @@ class PersonalDataError(BorderError):
 def scan_text(text: str) -> list[tuple[FindingKind, str]]:
     """The kinds of personal data in `text`, each once, with a description that never quotes the text."""
     text = _normalise(text)
+    if "@" not in text and _digits(text) < _MIN_PHONE_DIGITS:
+        # Every kind needs an "@" (e-mail) or at least six digits (the shortest phone number; identifiers
+        # have ten or more): most texts have neither and skip the matchers, the costly part of a scan.
+        return []
+    return _findings(text)
+
+
+def _findings(text: str) -> list[tuple[FindingKind, str]]:
+    """Every matcher over an already normalised text."""
     found: set[FindingKind] = set()
     if _has_phone(text):
         found.add("phone")
@@ -176,13 +184,21 @@ def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
 
 def _normalise(text: str) -> str:
     # NFKC turns full-width digits and at signs into ASCII and no-break spaces into spaces; invisible
-    # characters and other scripts' digits would otherwise hide a number from the patterns.
+    # characters and other scripts' digits would otherwise hide a number from the patterns. ASCII text is
+    # left as it is by all three steps, so it skips them.
+    if text.isascii():
+        return text
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     return _NON_ASCII_DIGIT.sub(lambda m: str(unicodedata.decimal(m[0])), text)
 
 
+def _digits(text: str) -> int:
+    """How many ASCII digits `text` holds (after _normalise, every decimal digit is one)."""
+    return sum(map(text.count, "0123456789"))
+
+
 def _has_phone(text: str) -> bool:
-    if len(_DIGIT.findall(text)) < _MIN_PHONE_DIGITS:
+    if _digits(text) < _MIN_PHONE_DIGITS:
         return False
     for region in _PHONE_REGIONS:
         for _ in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):

@@ -25,6 +25,7 @@ import json
 import re
 from typing import Any
 
+import msgspec
 import rfc8785
 
 from medsync.errors import CanonicalError
@@ -57,8 +58,20 @@ class _Number:
         self.code = code
 
 
+# For the values our documents hold (str, int, bool, None, lists and str-keyed objects; no floats), RFC 8785
+# is what msgspec writes with sorted keys: the same escapes (short ones, \u00xx for other controls, nothing
+# else), no whitespace, UTF-8. Only the key order differs, for keys beyond the Basic Multilingual Plane
+# (msgspec sorts by code point, RFC 8785 by UTF-16 unit), so `_fast` takes only values without such keys.
+# The pure-Python `rfc8785` package stays the reference and writes everything else; tests check the two
+# byte for byte (tests/unit/test_canonical.py). Every manifest, document hash and received body goes
+# through here on both sides, and msgspec is about twenty times faster.
+
+
 def canonical_bytes(obj: object) -> bytes:
     """The RFC 8785 bytes of `obj`; refuses (code `body.not_canonical`) what our documents may not hold."""
+    fast = _fast(obj)
+    if fast is not None:
+        return fast
     try:
         _check(obj, "$", 0)
     except CanonicalError as exc:
@@ -70,6 +83,22 @@ def parse_canonical(data: bytes, *, max_bytes: int) -> Any:
     """Parse bytes a peer sent, accepting them only if they are exactly our canonical JSON."""
     if len(data) > max_bytes:
         raise CanonicalError(f"{len(data)} bytes, more than the limit of {max_bytes}", code=TOO_LARGE)
+    # The fast way accepts only bytes that are exactly the canonical form of what msgspec parsed (so a
+    # duplicate key, a float, whitespace, an escape... never passes); anything else is read again the
+    # strict way below, which names the refusal.
+    try:
+        value = msgspec.json.decode(data)
+    except (msgspec.DecodeError, ValueError, RecursionError):  # ValueError: not UTF-8
+        pass
+    else:
+        if _fast(value) == data:
+            return value
+    return _parse_strictly(data)
+
+
+def _parse_strictly(data: bytes) -> Any:
+    """The reference reader: every check in the order of the module's list of refusals, with the path of the
+    offending value; the standard library's parser with hooks, and `rfc8785` for the exact form."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -83,6 +112,40 @@ def parse_canonical(data: bytes, *, max_bytes: int) -> Any:
     _check(value, "$", 0)
     _require_exact(data, rfc8785.dumps(value))
     return value
+
+
+def _fast(obj: object) -> bytes | None:
+    """The canonical bytes from msgspec, or None when `obj` needs the careful way (something our
+    documents may not hold, a key beyond the BMP, a lone surrogate): that way writes it or names the refusal."""
+    if not _plain(obj, 0):
+        return None
+    try:
+        return msgspec.json.encode(obj, order="sorted")
+    except UnicodeEncodeError:  # a lone surrogate somewhere
+        return None
+
+
+_SCALARS = frozenset({str, bool, type(None)})
+
+
+def _plain(value: object, depth: int) -> bool:
+    """Only exact str, int (in range), bool, None, list, tuple and dict with BMP-only str keys, nested at
+    most MAX_DEPTH deep. Exact types only: a subclass may print itself differently. (No call for a str, bool
+    or None inside a container, no generator for an object's members: this walk is most of the cost.)"""
+    kind = type(value)
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER  # type: ignore[operator]
+    if kind is not dict and kind is not list and kind is not tuple:
+        return kind in _SCALARS
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is not dict:
+        return all(type(item) in _SCALARS or _plain(item, depth + 1) for item in value)  # type: ignore[attr-defined]
+    for key, item in value.items():  # type: ignore[attr-defined]
+        odd_key = type(key) is not str or not (key.isascii() or max(key) <= "\uffff")
+        if odd_key or (type(item) not in _SCALARS and not _plain(item, depth + 1)):
+            return False
+    return True
 
 
 def sha256_hex(data: bytes) -> str:

@@ -16,7 +16,7 @@ import datetime
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import IO, Any, Literal, cast
 
 import httpx
 import msgspec
@@ -33,11 +33,11 @@ from medsync.canonical import sha256_hex
 from medsync.context import SyncContext
 from medsync.errors import SyncError
 from medsync.items import Blob, SharedDocument, canonical_document, to_builtins
-from medsync.models import ChannelIn, ManifestIn, Verdict
+from medsync.models import ChannelIn, ManifestIn, Verdict, table_of
 from medsync.policy import evaluate_inbound, load_policy
 from medsync.receipts import SPEC as RECEIPT_SPEC
 from medsync.receipts import Receipt, ReceiptItem, ReceiptReason, sign_receipt
-from medsync.transport import caller_of, fetch_blob, mint_token, spool, verify_token
+from medsync.transport import caller_of, fetch_blob, mint_token, verify_token
 
 _log = structlog.stdlib.get_logger("medsync.inbound")
 UNKNOWN_ORIGIN = "??"
@@ -309,24 +309,29 @@ def _fetch_blobs(ctx: SyncContext, body: manifest.ManifestBody, http: httpx.Clie
             wanted.setdefault(blob.sha256, (item.id, blob))
     created: list[str] = []
     base = ctx.url_of(body.origin)
+    known = _referenced(ctx, [_blob_key(body.origin, sha) for sha in wanted])
 
     def fetch(item_id: str, blob: Blob) -> None:
         key = _blob_key(body.origin, blob.sha256)
-        if ctx.store.stat(ctx.shared_bucket, key) is not None:
+        if key in known and ctx.store.stat(ctx.shared_bucket, key) is not None:
             return
-        with spool() as buffer:
-            token = mint_token(ctx.region, body.origin, ctx.key)
-            url = f"{base}/federation/v1/blobs/{item_id}/{blob.sha256}"
-            try:
-                fetch_blob(http, url, token, sha256=blob.sha256, length=blob.length, into=buffer)
-            except httpx.HTTPError as exc:
-                raise SyncError(f"blob fetch failed: {type(exc).__name__}", code="blob.unavailable") from None
-            buffer.seek(0)
-            ctx.store.put(ctx.shared_bucket, key, buffer, blob.length, blob.media_type)
+        token = mint_token(ctx.region, body.origin, ctx.key)
+        url = f"{base}/federation/v1/blobs/{item_id}/{blob.sha256}"
+        with fetch_blob(http, url, token, sha256=blob.sha256, length=blob.length) as arriving:
+            # Streamed from the origin's answer into our store as it is checked: no spool, one copy.
+            ctx.store.put(ctx.shared_bucket, key, cast(IO[bytes], arriving), blob.length, blob.media_type)
             created.append(key)
+            if not arriving.checked:
+                raise RuntimeError("the object store took a blob without reading all of it")
 
     if not wanted:
         return created
+    try:
+        # One look at our own store before pulling anything from the origin (there is no HEAD per blob any
+        # more): a store that is down is this node's transient failure, not a reason to fetch blobs.
+        ctx.store.bucket_exists(ctx.shared_bucket)
+    except Exception as exc:
+        raise SyncError(f"this node's object store failed: {type(exc).__name__}", code="store.unavailable") from exc
     pool = ThreadPoolExecutor(max_workers=min(BLOB_FETCHES, len(wanted)), thread_name_prefix="blob-fetch")
     try:
         futures = [pool.submit(fetch, item_id, blob) for item_id, blob in wanted.values()]
@@ -347,6 +352,16 @@ def _fetch_blobs(ctx: SyncContext, body: manifest.ManifestBody, http: httpx.Clie
         raise
     pool.shutdown(wait=True)
     return created
+
+
+def _referenced(ctx: SyncContext, keys: list[str]) -> set[str]:
+    """The keys a committed row already refers to. Only those can be in the store already (blobs are stored
+    by content, and an apply's own leftovers are deleted or, after a crash, fetched again and overwritten
+    with the same bytes), so only those are looked up in the store before fetching: no HEAD per new blob."""
+    if not keys:
+        return set()
+    with Session(ctx.engine) as session:
+        return set(session.scalars(select(ContentMedia.key).where(ContentMedia.key.in_(keys)).distinct()))
 
 
 def discard(ctx: SyncContext, keys: list[str]) -> None:
@@ -384,7 +399,7 @@ def _commit(
                 _checkpoint("mid_apply")
             session.flush()  # the items first: versions and media refer to them
             if state.versions:
-                session.execute(insert(ContentVersion), state.versions)  # one statement for the manifest
+                session.execute(insert(table_of(ContentVersion)), state.versions)  # one statement for the manifest
             session.add_all(state.new_media)
             retracted.extend(state.retracted)
         verdicts = [
@@ -395,7 +410,7 @@ def _commit(
             }
             for receipt_item in decision.items
         ]  # fmt: skip
-        session.execute(insert(Verdict), verdicts)
+        session.execute(insert(table_of(Verdict)), verdicts)
         receipt = Receipt(
             spec=RECEIPT_SPEC, origin=body.origin, target=ctx.region, sequence=body.sequence, manifest_hash=digest,
             status=decision.status, decided_at=manifest.timestamp(now), items=tuple(decision.items), reasons=tuple(decision.reasons),

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from typing import cast
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Table, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -158,3 +159,9 @@ class Verdict(Base):
     accepted: Mapped[bool] = mapped_column(Boolean)
     reasons: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements where the ORM's per-row work is not wanted: a manifest
+    writes a hundred verdicts and versions at once, and the ORM's bulk insert handles each row in Python."""
+    return cast(Table, model.__table__)

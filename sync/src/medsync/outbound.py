@@ -28,7 +28,7 @@ from medsync import manifest, reset
 from medsync.context import SyncContext
 from medsync.errors import SyncError
 from medsync.items import from_builtins
-from medsync.models import ChannelOut, ManifestOut, OutboxRow, Verdict
+from medsync.models import ChannelOut, ManifestOut, OutboxRow, Verdict, table_of
 from medsync.policy import preview
 from medsync.receipts import Receipt
 from medsync.transport import mint_token, problem_code
@@ -62,23 +62,28 @@ def _channel(session: Session, target: str) -> ChannelOut:
 
 @dataclass(frozen=True)
 class _Sources:
-    """What the rows of one manifest are built from, read in two queries instead of two per row."""
+    """What the rows of one manifest are built from, read in two queries instead of two per row, as plain
+    rows of the few columns a manifest needs (no ORM objects: a manifest has a hundred of each)."""
 
-    items: dict[uuid.UUID, ContentItem]
-    versions: dict[tuple[uuid.UUID, int], ContentVersion]
+    items: dict[uuid.UUID, tuple[str, str]]
+    """Item id -> (origin region, category)."""
+    documents: dict[tuple[uuid.UUID, int], dict[str, Any] | None]
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     """The send-stage verdicts, written in one statement."""
 
     @classmethod
     def load(cls, session: Session, rows: list[OutboxRow]) -> _Sources:
         ids = {row.item_id for row in rows}
-        items = {item.id: item for item in session.scalars(select(ContentItem).where(ContentItem.id.in_(ids)))}
+        query = select(ContentItem.id, ContentItem.origin_region, ContentItem.category).where(ContentItem.id.in_(ids))
+        items = {item_id: (origin, category) for item_id, origin, category in session.execute(query)}
         wanted = {(row.item_id, row.version) for row in rows if row.op != "tombstone"}
-        versions: dict[tuple[uuid.UUID, int], ContentVersion] = {}
+        documents: dict[tuple[uuid.UUID, int], dict[str, Any] | None] = {}
         if wanted:
-            query = select(ContentVersion).where(tuple_(ContentVersion.item_id, ContentVersion.version).in_(list(wanted)))
-            versions = {(v.item_id, v.version): v for v in session.scalars(query)}
-        return cls(items, versions)
+            versions = select(ContentVersion.item_id, ContentVersion.version, ContentVersion.document).where(
+                tuple_(ContentVersion.item_id, ContentVersion.version).in_(list(wanted))
+            )
+            documents = {(item_id, version): document for item_id, version, document in session.execute(versions)}
+        return cls(items, documents)
 
 
 def _item_for(
@@ -86,14 +91,14 @@ def _item_for(
 ) -> tuple[manifest.ManifestItem | None, list[dict[str, str]]]:
     """The manifest item for an outbox row, or the reasons it may not leave (any more)."""
     item = sources.items.get(row.item_id)
-    if item is None or item.origin_region != ctx.region:
+    if item is None or item[0] != ctx.region:
         return None, [{"code": "outbox.not_origin", "message": "only the origin sends an item"}]
     if row.op == "tombstone":
-        return manifest.tombstone_item(str(row.item_id), row.version, item.category), []
-    version = sources.versions.get((row.item_id, row.version))
-    if version is None or version.document is None:
+        return manifest.tombstone_item(str(row.item_id), row.version, item[1]), []
+    document = sources.documents.get((row.item_id, row.version))
+    if document is None:
         return None, [{"code": "outbox.version_missing", "message": f"version {row.version} has no document"}]
-    verdict = preview(from_builtins(version.document), origin=ctx.region, targets=[row.target])[row.target]
+    verdict = preview(from_builtins(document), origin=ctx.region, targets=[row.target])[row.target]
     reasons = [{"code": r.code, "message": r.message} for r in verdict.reasons]
     sources.verdicts.append(
         {
@@ -140,7 +145,7 @@ def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | N
                 items.append(item)
                 carried.append(row)
             if sources.verdicts:
-                session.execute(insert(Verdict), sources.verdicts)
+                session.execute(insert(table_of(Verdict)), sources.verdicts)
             if not items:
                 continue
             envelope, body, digest = manifest.build(
@@ -159,9 +164,12 @@ def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | N
                     status="built",
                 )
             )
-            for row in carried:
-                row.manifest_sequence = body.sequence
-                row.status = "sent"
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_([row.id for row in carried]))
+                .values(manifest_sequence=body.sequence, status="sent")
+                .execution_options(synchronize_session=False)
+            )
             channel.next_sequence = body.sequence + 1
             channel.last_hash = digest
             refused = sum(1 for v in sources.verdicts if not v["accepted"])
@@ -283,16 +291,18 @@ def record_receipt(ctx: SyncContext, target: str, receipt: Receipt) -> None:
         sent.status = receipt.status
         sent.receipt = msgspec.to_builtins(receipt)
         sent.answered_at = datetime.datetime.now(datetime.UTC)
-        refused = {(r.id, r.version): r.reasons for r in receipt.items if r.status == "refused"}
-        rows = session.scalars(select(OutboxRow).where(OutboxRow.target == target, OutboxRow.manifest_sequence == receipt.sequence))
-        for row in rows:
-            reasons = refused.get((str(row.item_id), row.version))
-            if receipt.status == "applied":
-                row.status = "applied"
-            elif reasons is not None:
-                row.status, row.reasons = "rejected", [msgspec.to_builtins(r) for r in reasons]
-            else:
-                row.status, row.manifest_sequence = "pending", None
+        of_manifest = (OutboxRow.target == target, OutboxRow.manifest_sequence == receipt.sequence)
+        if receipt.status == "applied":
+            # The common case, in one statement: every row of the manifest is done.
+            session.execute(update(OutboxRow).where(*of_manifest).values(status="applied").execution_options(synchronize_session=False))
+        else:
+            refused = {(r.id, r.version): r.reasons for r in receipt.items if r.status == "refused"}
+            for row in session.scalars(select(OutboxRow).where(*of_manifest)):
+                reasons = refused.get((str(row.item_id), row.version))
+                if reasons is not None:
+                    row.status, row.reasons = "rejected", [msgspec.to_builtins(r) for r in reasons]
+                else:
+                    row.status, row.manifest_sequence = "pending", None
         channel = _channel(session, target)
         channel.acked_sequence = max(channel.acked_sequence, receipt.sequence)
     _log.info("receipt.recorded", target=target, sequence=receipt.sequence, status=receipt.status)

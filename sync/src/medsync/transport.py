@@ -7,14 +7,15 @@ so `alg: none` and HS256-keyed-with-a-public-key are refused by construction).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime
 import functools
 import hashlib
-import tempfile
 import time
 import uuid
-from collections.abc import Mapping
-from typing import IO, Any
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import httpx
 import jwt
@@ -107,36 +108,92 @@ def shared_client() -> httpx.Client:
     return client()
 
 
-def fetch_blob(http: httpx.Client, url: str, token: str, *, sha256: str, length: int, into: IO[bytes]) -> None:
-    """Stream a blob into `into`, stopping at the declared length, then check the length and the hash.
+class BlobBody:
+    """A blob as it arrives from the origin, read as a file by this node's object-store upload.
 
-    Never reads more than `length` + 1 bytes, whatever the sender offers, and gives up on a sender slower
-    than MIN_BLOB_RATE (plus thirty seconds of grace).
+    It checks as it reads: never more than `length` + 1 bytes whatever the sender offers, no slower than
+    MIN_BLOB_RATE (plus thirty seconds of grace), and before it hands over the last of the declared bytes
+    it makes sure nothing follows them and that their SHA-256 is the declared one. The store reads a part
+    whole before it sends it (a single PUT up to its part size, else a multipart upload completed after
+    the last part), so a blob that fails a check is never written under its key: the refusal is raised
+    from `read`, before the last part leaves. Bytes are copied once, into the part the store asks for.
     """
-    digest = hashlib.sha256()
-    received = 0
-    deadline = time.monotonic() + 30 + length / MIN_BLOB_RATE
-    with http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response:
-        if response.status_code != 200:
-            raise TransportError(f"blob fetch answered {response.status_code}", code="blob.unavailable")
-        for raw in response.iter_raw(64 * 1024):
-            if time.monotonic() > deadline:
-                raise TransportError("blob arrived too slowly", code="blob.timeout")
-            chunk = raw[: length + 1 - received]
-            received += len(chunk)
-            if received > length:
-                raise TransportError(f"blob is longer than the declared {length} bytes", code="blob.too_long")
-            digest.update(chunk)
-            into.write(chunk)
-    if received < length:
-        raise TransportError(f"blob has {received} of the declared {length} bytes", code="blob.too_short")
-    if digest.hexdigest() != sha256:
-        raise TransportError("blob does not match its declared sha256", code="blob.hash_mismatch")
+
+    def __init__(self, chunks: Iterator[bytes], *, sha256: str, length: int) -> None:
+        self._chunks = chunks
+        self._sha256 = sha256
+        self._length = length
+        self._digest = hashlib.sha256()
+        self._received = 0
+        self._handed = 0
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._deadline = time.monotonic() + 30 + length / MIN_BLOB_RATE
+        self.checked = False
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all that remain if negative); the last ones only once the whole blob checks out."""
+        want = self._length - self._handed if size is None or size < 0 else min(size, self._length - self._handed)
+        parts: list[bytes] = []
+        got = 0
+        while got < want:
+            chunk = self._pending.popleft() if self._pending else self._arrive()
+            if not chunk:
+                raise TransportError(f"blob has {self._received} of the declared {self._length} bytes", code="blob.too_short")
+            if len(chunk) > want - got:
+                self._pending.appendleft(chunk[want - got :])
+                chunk = chunk[: want - got]
+            parts.append(chunk)
+            got += len(chunk)
+        self._handed += got
+        if self._handed == self._length:
+            self.finish()
+        return b"".join(parts)
+
+    def finish(self) -> None:
+        """Receive whatever of the declared bytes has not arrived yet, then check that nothing follows them
+        and that their SHA-256 is the declared one. Raises TransportError with the refusal's code."""
+        if self.checked:
+            return
+        while self._received < self._length:
+            chunk = self._arrive()
+            if not chunk:
+                raise TransportError(f"blob has {self._received} of the declared {self._length} bytes", code="blob.too_short")
+            self._pending.append(chunk)
+        self._arrive()  # the end of the answer, or one byte too many (which raises)
+        if self._digest.hexdigest() != self._sha256:
+            raise TransportError("blob does not match its declared sha256", code="blob.hash_mismatch")
+        self.checked = True
+
+    def _arrive(self) -> bytes:
+        """The next bytes off the network (b"" at the end), counted and hashed; never more than one byte past
+        the declared length, which raises."""
+        try:
+            raw = next(self._chunks, b"")
+        except httpx.HTTPError as exc:
+            raise TransportError(f"blob fetch failed: {type(exc).__name__}", code="blob.unavailable") from None
+        if time.monotonic() > self._deadline:
+            raise TransportError("blob arrived too slowly", code="blob.timeout")
+        chunk = raw[: self._length + 1 - self._received]
+        self._received += len(chunk)
+        if self._received > self._length:
+            raise TransportError(f"blob is longer than the declared {self._length} bytes", code="blob.too_long")
+        self._digest.update(chunk)
+        return chunk
 
 
-def spool() -> tempfile.SpooledTemporaryFile[bytes]:
-    """Where a blob waits between fetch and upload: memory up to 8 MiB, then a temporary file."""
-    return tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+@contextlib.contextmanager
+def fetch_blob(http: httpx.Client, url: str, token: str, *, sha256: str, length: int) -> Iterator[BlobBody]:
+    """Open a blob on the origin; the body checks itself as the caller reads it (see BlobBody)."""
+    try:
+        with http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response:
+            if response.status_code != 200:
+                raise TransportError(f"blob fetch answered {response.status_code}", code="blob.unavailable")
+            body = BlobBody(response.iter_raw(), sha256=sha256, length=length)
+            if length == 0:
+                body.finish()  # the store reads nothing of an empty blob: check it before it is written
+            yield body
+    except httpx.HTTPError as exc:
+        raise TransportError(f"blob fetch failed: {type(exc).__name__}", code="blob.unavailable") from None
 
 
 def problem_code(response: httpx.Response) -> str:
