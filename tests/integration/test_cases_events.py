@@ -202,7 +202,7 @@ async def test_webp_and_heic_photos_from_phones_are_stored_and_broken_ones_refus
     ]
     store = object_store(settings)
     for key, data, media_type in zip(case_objects(settings), (HEIC, WEBP), ("image/heic", "image/webp"), strict=True):
-        assert CASE_PHOTOS.matches(key) and key.startswith(f"cases/{doctor['id']}/{case['id']}/")  # the key pattern is unchanged
+        assert CASE_PHOTOS.matches(key) and key.startswith(f"cases/{doctor['id']}_{case['id']}_")
         info = store.stat(settings.personal_bucket, key)
         assert info is not None and (store.get(settings.personal_bucket, key), info.content_type) == (data, media_type)
     photo = await client.get(f"{url}/after", headers=doctor["headers"])
