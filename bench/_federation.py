@@ -197,6 +197,16 @@ def print_footer() -> None:
     say(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
+def print_results(results: dict[str, object], as_json: bool) -> None:
+    """A standalone bench's results: one JSON document, or one `name: value` line each."""
+    if as_json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+        return
+    for name, value in results.items():
+        print(f"{name}: {value}")
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100), linear between the closest ranks (numpy's default)."""
     ordered = sorted(values)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import random
 import secrets
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _federation import print_results
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -166,12 +165,7 @@ def main() -> None:
             engine.dispose()
         finally:
             server.stop()
-    if args.json:
-        json.dump(results, sys.stdout, indent=2)
-        print()
-        return
-    for name, value in results.items():
-        print(f"{name}: {value}")
+    print_results(results, args.json)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import json
 import os
 import platform
 import secrets
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -28,6 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from _federation import print_results
 
 from medplat.devfed.engines import Seaweed, SeaweedPorts
 from medplat.devfed.processes import free_ports
@@ -82,12 +82,7 @@ def main() -> None:
             results["load_average"] = [round(x, 2) for x in os.getloadavg()]
         finally:
             child.stop()
-    if args.json:
-        json.dump(results, sys.stdout, indent=2)
-        print()
-        return
-    for name, value in results.items():
-        print(f"{name}: {value}")
+    print_results(results, args.json)
 
 
 if __name__ == "__main__":

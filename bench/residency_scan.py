@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _federation import print_results
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import text
@@ -141,12 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="medfed-bench-scan-") as tmp:
         results = run(args, args.data or Path(tmp))
-    if args.json:
-        json.dump(results, sys.stdout, indent=2)
-        print()
-        return
-    for name, value in results.items():
-        print(f"{name}: {value}")
+    print_results(results, args.json)
 
 
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from medplat.cli_content import use_region
+from medplat.cli_content import region_engine, use_region
 from medplat.config import Settings
 
 
@@ -54,19 +54,14 @@ def verify_command(region: str, trust_dir: Path | None) -> None:
     from sqlalchemy.orm import Session
 
     from medplat.audit.verify import verify_log
-    from medplat.db.engine import sync_engine
 
     settings = use_region(region)
     keys_of, source = _keys_of(settings, trust_dir)
-    engine = sync_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            # One snapshot for the whole check, and nothing written.
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            with Session(bind=conn) as session:
-                report = verify_log(session, region, keys_of)
-    finally:
-        engine.dispose()
+    with region_engine(settings) as engine, engine.connect() as conn:
+        # One snapshot for the whole check, and nothing written.
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        with Session(bind=conn) as session:
+            report = verify_log(session, region, keys_of)
     for failure in report.failures:
         click.echo(f"{region} audit: {failure}")
     summary = f"{report.leaves} leaves, {report.checkpoints} checkpoints, {report.cosignatures} cosignatures ({source})"
@@ -83,14 +78,9 @@ def checkpoint_command(region: str) -> None:
     from sqlalchemy.orm import Session
 
     from medplat.audit.log import checkpoint
-    from medplat.db.engine import sync_engine
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
-    try:
-        with Session(engine) as session, session.begin():
-            row = checkpoint(session, region, settings.signing_key)
-            message = f"{region}: signed checkpoint at size {row.size}" if row else f"{region}: nothing new to sign"
-    finally:
-        engine.dispose()
+    with region_engine(settings) as engine, Session(engine) as session, session.begin():
+        row = checkpoint(session, region, settings.signing_key)
+        message = f"{region}: signed checkpoint at size {row.size}" if row else f"{region}: nothing new to sign"
     click.echo(message)

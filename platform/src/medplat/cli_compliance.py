@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from medplat.cli_content import use_region
+from medplat.cli_content import region_engine, use_region
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -50,15 +50,10 @@ def datamap_command(region: str, fmt: str, out: Path | None) -> None:
     from sqlalchemy.orm import Session
 
     from medplat.compliance import service
-    from medplat.db.engine import sync_engine
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            current = service.datamap(session, settings)
-    finally:
-        engine.dispose()
+    with region_engine(settings) as engine, Session(engine) as session:
+        current = service.datamap(session, settings)
     _echo_or_write(current.to_csv() if fmt == "csv" else json.dumps(current.to_json(), indent=2, ensure_ascii=False) + "\n", out)
 
 
@@ -68,16 +63,11 @@ def datamap_command(region: str, fmt: str, out: Path | None) -> None:
 def scan_command(region: str, as_json: bool) -> None:
     """Check the node's real stores against its declarations; exit 1 on a critical finding or a violation."""
     from medplat.compliance import service
-    from medplat.db.engine import sync_engine
     from medplat.node import object_store
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
-    try:
-        with service.snapshot(engine) as session:
-            _, result = service.run_scan(session, settings, object_store(settings))
-    finally:
-        engine.dispose()
+    with region_engine(settings) as engine, service.snapshot(engine) as session:
+        _, result = service.run_scan(session, settings, object_store(settings))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -112,15 +102,10 @@ def transfers_command(
     from sqlalchemy.orm import Session
 
     from medplat.compliance import transfers as register
-    from medplat.db.engine import sync_engine
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            found = register.register(session, region, register.Query(_utc(since), _utc(until, end=True), peer, item))
-    finally:
-        engine.dispose()
+    with region_engine(settings) as engine, Session(engine) as session:
+        found = register.register(session, region, register.Query(_utc(since), _utc(until, end=True), peer, item))
     if as_csv:
         click.echo(register.to_csv(found), nl=False)
         return
@@ -150,16 +135,11 @@ def report_command(region: str, out: Path, fmt: str, since: datetime.datetime | 
 
     from medplat.compliance import report as reports
     from medplat.compliance import service
-    from medplat.db.engine import sync_engine
     from medplat.node import object_store
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
-    try:
-        with service.snapshot(engine) as session:
-            document, signed = service.signed_report(session, settings, object_store(settings), _utc(since), _utc(until, end=True))
-    finally:
-        engine.dispose()
+    with region_engine(settings) as engine, service.snapshot(engine) as session:
+        document, signed = service.signed_report(session, settings, object_store(settings), _utc(since), _utc(until, end=True))
     json_path = out if fmt == "json" else out.with_suffix(".json")
     json_path.write_bytes(signed)
     if fmt == "csv":
@@ -279,26 +259,21 @@ def dsr_list(region: str, only_open: bool) -> None:
 
     from medplat.compliance import deadlines
     from medplat.compliance.hooks import personal_access
-    from medplat.db.engine import sync_engine
     from medplat.domain.accounts.models import DataSubjectRequest
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
     today = deadlines.local_date(datetime.datetime.now(datetime.UTC), settings.region.timezone)
-    try:
-        with Session(engine) as session, session.begin():
-            query = select(DataSubjectRequest).order_by(DataSubjectRequest.requested_at)
-            if only_open:
-                query = query.where(DataSubjectRequest.status == "received")
-            rows = list(session.scalars(query))
-            personal_access(session, "cli", "dsr_list", requests=len(rows))
-            for row in rows:
-                deadline = row.extended_due_on or row.due_on
-                left = deadlines.working_days_between(settings.region.country, today, deadline) if row.status == "received" else None
-                state = "" if left is None else (f"  OVERDUE by {-left} working days" if left < 0 else f"  {left} working days left")
-                click.echo(f"{row.id}  {row.kind:13} {row.status:9} received {row.requested_at:%Y-%m-%d} due {deadline}{state}")
-    finally:
-        engine.dispose()
+    with region_engine(settings) as engine, Session(engine) as session, session.begin():
+        query = select(DataSubjectRequest).order_by(DataSubjectRequest.requested_at)
+        if only_open:
+            query = query.where(DataSubjectRequest.status == "received")
+        rows = list(session.scalars(query))
+        personal_access(session, "cli", "dsr_list", requests=len(rows))
+        for row in rows:
+            deadline = row.extended_due_on or row.due_on
+            left = deadlines.working_days_between(settings.region.country, today, deadline) if row.status == "received" else None
+            state = "" if left is None else (f"  OVERDUE by {-left} working days" if left < 0 else f"  {left} working days left")
+            click.echo(f"{row.id}  {row.kind:13} {row.status:9} received {row.requested_at:%Y-%m-%d} due {deadline}{state}")
 
 
 @dsr_group.command("remind")
@@ -308,15 +283,10 @@ def dsr_remind(region: str) -> None:
     from sqlalchemy.orm import Session
 
     from medplat.compliance import dsr
-    from medplat.db.engine import sync_engine
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
-    try:
-        with Session(engine) as session, session.begin():
-            counts = dsr.reminders(session, settings)
-    finally:
-        engine.dispose()
+    with region_engine(settings) as engine, Session(engine) as session, session.begin():
+        counts = dsr.reminders(session, settings)
     click.echo(
         f"{region}: {counts['open']} open, {counts['due_soon']} due soon, {counts['overdue']} overdue, {counts['recorded']} new reminders"
     )
@@ -331,17 +301,13 @@ def dsr_extend(region: str, dsr_id: uuid.UUID) -> None:
 
     from medplat.cli import OperatorError
     from medplat.compliance import dsr
-    from medplat.db.engine import sync_engine
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
     try:
-        with Session(engine) as session, session.begin():
+        with region_engine(settings) as engine, Session(engine) as session, session.begin():
             extended = dsr.extend(session, settings, dsr_id)
     except dsr.DsrError as exc:
         raise OperatorError(str(exc)) from None
-    finally:
-        engine.dispose()
     click.echo(f"{region}: request {dsr_id} now due {extended.isoformat()}")
 
 
@@ -360,17 +326,13 @@ def dsr_act(region: str, dsr_id: uuid.UUID, out: Path) -> None:
     from medplat.cli import OperatorError
     from medplat.compliance import dsr
     from medplat.compliance import report as reports
-    from medplat.db.engine import sync_engine
 
     settings = use_region(region)
-    engine = sync_engine(settings.database_url)
     try:
-        with Session(engine) as session, session.begin():
+        with region_engine(settings) as engine, Session(engine) as session, session.begin():
             act = dsr.destruction_act(session, settings, dsr_id)
     except dsr.DsrError as exc:
         raise OperatorError(str(exc)) from None
-    finally:
-        engine.dispose()
     signed = reports.sign(act, settings.signing_key, reports.ACT_PAYLOAD_TYPE)
     out.write_bytes(signed)
     pdf = out.with_suffix(".pdf")

@@ -12,14 +12,18 @@ import json
 import mimetypes
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
 
 from medplat.config import ConfigError, Settings, get_settings, settings_from_env
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 STATE_DIR = Path(os.environ.get("MEDFED_STATE_DIR", ".medfed"))
 
@@ -42,6 +46,18 @@ def use_region(region: str) -> Settings:
 
     configure_logging(settings.region.code, "WARNING")
     return settings
+
+
+@contextmanager
+def region_engine(settings: Settings) -> Iterator[Engine]:
+    """The node's database for one command, disposed of when the command is done with it."""
+    from medplat.db.engine import sync_engine
+
+    engine = sync_engine(settings.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _run(coro: Any) -> Any:

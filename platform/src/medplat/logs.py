@@ -76,8 +76,8 @@ def _drop_below_level(_: Any, method_name: str, event: MutableMapping[str, Any])
     return event
 
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING}
-_LEVELS |= {"error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL, "fatal": logging.CRITICAL}
+_LEVELS = {name.lower(): level for name, level in logging.getLevelNamesMapping().items()} | {"exception": logging.ERROR}
+"""A bound logger's method name -> its stdlib level (debug ... critical, warn, fatal, exception)."""
 
 
 class _LineLogger:

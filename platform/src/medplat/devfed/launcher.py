@@ -433,6 +433,10 @@ class Federation:
 
     def run(self, fresh: bool = False) -> int:
         def on_signal(signum: int, _: Any) -> None:
+            # Once stopping, a second signal (Ctrl-C twice, or the group's SIGTERM followed by the parent-death
+            # signal when make goes first) must not interrupt the shutdown.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             raise _Stop(signal.Signals(signum).name)
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -34,7 +34,7 @@ def safe(withheld: list[int], threshold: int) -> bool:
 
 def suppress(cells: Mapping[str, int], threshold: int) -> Suppressed:
     """Apply primary and complementary suppression to one group of counts (module docstring)."""
-    withheld = {key for key, n in cells.items() if 0 < n < threshold}
+    withheld = {key for key, n in cells.items() if small(n, threshold)}
     shown = sorted((n, key) for key, n in cells.items() if key not in withheld and n > 0)
     while withheld and not safe([cells[key] for key in withheld], threshold):
         if not shown:
