@@ -4,6 +4,8 @@ append-only tables, and `medfed audit verify` catching every kind of tampering w
 from __future__ import annotations
 
 import base64
+import datetime
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,17 +14,21 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
 from medplat.audit import log, merkle
 from medplat.audit.log import AuditError, AuditKind
 from medplat.audit.models import AuditLeaf
 from medplat.audit.note import Checkpoint, cosign, format_note, origin_of, parse_note, signer_of, verify
+from medplat.audit.verify import verify_log
 from medplat.cli import main
 from medplat.cli_audit import audit
 from medplat.config import Settings
 from medplat.db.engine import sync_engine
 from medplat.node import sync_db
+from medsync.envelope import key_id
+from medsync.trust import TrustDocument, TrustNode, new_document, trust_key
 
 main.add_command(audit)  # what cli.py's registration does; a no-op once it is there
 
@@ -72,8 +78,8 @@ def _failures(result: Result) -> list[str]:
 
 @pytest.fixture
 def logged(db: Settings) -> Settings:
-    """15 leaves, with signed checkpoints at 10 and 15."""
-    _append(db, 10)
+    """15 leaves, with signed checkpoints at 10 and 15; leaf 9 announces the signing key (the first checkpoint adds it)."""
+    _append(db, 9)
     assert _checkpoint(db) == 10
     _append(db, 5, start=10)
     assert _checkpoint(db) == 15
@@ -182,7 +188,7 @@ def test_the_sync_role_can_append_and_checkpoint(db: Settings) -> None:
         with Session(engine) as session, session.begin():
             assert log.append(session, AuditKind.MANIFEST_RECEIVED, {"origin": "ru", "sequence": 1, "status": "applied"}) == 0
             row = log.checkpoint(session, "kz", db.signing_key)
-            assert row is not None and row.size == 1
+            assert row is not None and row.size == 2  # with the leaf announcing the key
     finally:
         engine.dispose()
     assert _verify().exit_code == 0
@@ -306,4 +312,87 @@ def test_a_checkpoint_edited_by_hand_fails_verification(logged: Settings) -> Non
     assert _failures(_verify()) == [
         "checkpoint 10: the size or root columns differ from the signed note",
         "checkpoint 9: no valid signature by kz's key",
+    ]
+
+
+# --- key changes: announced in the log before the first head they sign ---------------------------------
+
+
+def _trust(version: int, nodes: dict[str, list[Ed25519PrivateKey]]) -> TrustDocument:
+    now = datetime.datetime.now(datetime.UTC)
+    listed = {
+        region: TrustNode(keys=tuple(trust_key(k.public_key(), not_before=now, not_after=now + datetime.timedelta(days=30)) for k in keys))
+        for region, keys in nodes.items()
+    }
+    return new_document(version=version, threshold=1, nodes=listed, issued_at=now, expires_at=now + datetime.timedelta(days=30))
+
+
+def _key_leaves(settings: Settings) -> list[dict[str, Any]]:
+    return [json.loads(entry)["payload"] for idx, entry, _ in _leaf_rows(settings) if b'"kind":"key_change"' in entry]
+
+
+def test_checkpoints_log_a_new_signing_key_and_trust_version_before_signing(db: Settings) -> None:
+    old, ru = db.signing_key, Ed25519PrivateKey.generate()
+    new = Ed25519PrivateKey.generate()
+    first = _trust(1, {"kz": [old], "ru": [ru]})
+    _append(db, 2)
+    with Session(sync_db(db)) as session, session.begin():
+        assert log.checkpoint(session, "kz", old, first) is not None
+    kz_old, kz_new, ru_key = (f"{r}:{key_id(k.public_key())}" for r, k in (("kz", old), ("kz", new), ("ru", ru)))
+    assert _key_leaves(db) == [
+        {"change": "signing_key", "key_id": key_id(old.public_key()), "previous": None},
+        {"change": "trust_version", "version": 1, "previous": None, "threshold": 1, "added": sorted([kz_old, ru_key]), "removed": []},
+    ]
+    # The same key and version: nothing more is logged, however often the head is signed.
+    _append(db, 1, start=2)
+    with Session(sync_db(db)) as session, session.begin():
+        assert log.checkpoint(session, "kz", old, first) is not None
+    assert len(_key_leaves(db)) == 2
+    # Version 2 lists kz's new key and drops the old one; the node now signs with the new key.
+    _append(db, 1, start=3)
+    with Session(sync_db(db)) as session, session.begin():
+        row = log.checkpoint(session, "kz", new, _trust(2, {"kz": [new], "ru": [ru]}))
+        assert row is not None and row.size == 8
+    assert _key_leaves(db)[2:] == [
+        {"change": "signing_key", "key_id": key_id(new.public_key()), "previous": key_id(old.public_key())},
+        {"change": "trust_version", "version": 2, "previous": 1, "threshold": 1, "added": [kz_new], "removed": [kz_old]},
+    ]
+    with Session(sync_db(db)) as session:
+        report = verify_log(session, "kz", lambda region: [old.public_key(), new.public_key()] if region == "kz" else [])
+    assert (report.failures, report.leaves, report.checkpoints) == ([], 8, 3)
+
+
+def test_a_head_signed_by_a_key_the_log_never_announced_fails_verification(logged: Settings) -> None:
+    # A second kz key that the verifier trusts (say, from the trust file) signs a head, but the log never
+    # said the node took it up: a key swapped in behind the log's back.
+    stranger = Ed25519PrivateKey.generate()
+    _append(logged, 1, start=15)
+    with Session(sync_db(logged)) as session:
+        head = Checkpoint(origin_of("kz"), 16, log.root(session, 16))
+    note = format_note(head, [cosign(head, signer_of("kz"), stranger, 1_800_000_000)])
+    with psycopg.connect(logged.database_url) as conn:
+        conn.execute("INSERT INTO audit.checkpoint VALUES (16, %s, now(), %s)", (head.root, note))
+    before = _leaf_rows(logged)
+    with Session(sync_db(logged)) as session:
+        report = verify_log(session, "kz", lambda region: [logged.signing_key.public_key(), stranger.public_key()])
+    kid = key_id(stranger.public_key())[:16]
+    assert report.failures == [f"checkpoint 16: signed by key {kid}, which no key_change leaf before it announces"]
+    assert _leaf_rows(logged) == before
+
+
+def test_a_removed_key_announcement_fails_verification(logged: Settings) -> None:
+    # Leaf 9 announces the key; rewriting it into another event (and its hashes) is caught twice: by the
+    # heads, and because no leaf announces the key that signed them any more.
+    entry = _leaf_rows(logged)[9][1]
+    assert b'"change":"signing_key"' in entry
+    forged = entry.replace(b'"change":"signing_key"', b'"change":"signing_kez"')
+    _as_dba(logged, f"UPDATE audit.leaf SET entry = '\\x{forged.hex()}', leaf_hash = '\\x{merkle.leaf_hash(forged).hex()}' WHERE idx = 9")
+    kid = key_id(logged.signing_key.public_key())[:16]
+    assert _failures(_verify()) == [
+        "subtree (level 1, index 4): stored hash differs from the one the leaves give",
+        "subtree (level 2, index 2): stored hash differs from the one the leaves give",
+        "checkpoint 10: its root hash is not the head of the log's first 10 leaves",
+        f"checkpoint 10: signed by key {kid}, which no key_change leaf before it announces",
+        "checkpoint 15: its root hash is not the head of the log's first 15 leaves",
+        f"checkpoint 15: signed by key {kid}, which no key_change leaf before it announces",
     ]

@@ -4,11 +4,15 @@ the destruction act with its verified event-log extract, and staff access to per
 from __future__ import annotations
 
 import datetime
+import getpass
 import json
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
 
+import jwt
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -17,10 +21,11 @@ from medplat.audit.models import AuditLeaf
 from medplat.cli import main
 from medplat.compliance import dsr
 from medplat.compliance import report as reports
+from medplat.compliance.hooks import staff_ref
 from medplat.config import Settings
 from medplat.domain.accounts.models import DataSubjectRequest
 from medplat.node import sync_db
-from medplat.security import Role
+from medplat.security import Role, node_identity
 from tests.integration.test_accounts import PDF, bearer, register, sign_in, staff
 from tests.integration.test_compliance_scan import node  # noqa: F401 - the fixture
 
@@ -119,5 +124,50 @@ async def test_staff_reading_personal_data_leaves_an_audit_leaf(client: Any, nod
     ]
     # A staff subject that could be personal (an e-mail address) is logged as its hash.
     assert accesses[2]["what"] == "dsr_list" and accesses[2]["staff"].startswith("sha256:")
+    # Deciding is access too: the moderator read the scan or the change to decide it.
+    decided = await client.post(f"/api/v1/moderation/doctors/{doctor['id']}/verification", json={"decision": "approve"}, headers=moderator)
+    assert decided.status_code == 200
+    changed = await client.post(
+        "/api/v1/me/profile-changes", json={"changes": {"position": "Consultant"}}, headers=bearer(doctor["access_token"])
+    )
+    assert changed.status_code == 201
+    second = staff(node, Role.MODERATOR, "moderator-8")
+    refused = await client.post(f"/api/v1/moderation/changes/{changed.json()['id']}/decision", json={"decision": "reject"}, headers=second)
+    assert refused.status_code == 422  # a rejection needs a reason: nothing decided, nothing logged
+    assert len(_leaves(node, "personal_data_access")) == 4
+    rejected = await client.post(
+        f"/api/v1/moderation/changes/{changed.json()['id']}/decision",
+        json={"decision": "reject", "reason": "does not match the passport"},
+        headers=second,
+    )
+    assert rejected.status_code == 200
+    assert _leaves(node, "personal_data_access")[3:] == [
+        {"staff": "moderator-7", "what": "verification_decision", "doctor_id": doctor["id"], "decision": "verified"},
+        {"staff": "moderator-8", "what": "profile_change_decision", "change_id": changed.json()["id"], "doctor_id": doctor["id"],
+         "decision": "rejected"},
+    ]  # fmt: skip
     with Session(sync_db(node)) as session:
         assert "Officer" not in str(session.execute(text("SELECT string_agg(convert_from(entry, 'UTF8'), '') FROM audit.leaf")).scalar())
+
+
+def test_a_staff_token_is_printed_only_after_its_grant_is_logged(node: Settings, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    issued = CliRunner().invoke(
+        main, ["token", "issue", "--region", "kz", "--role", "moderator", "--role", "director", "--subject", "moderator-7", "--ttl", "600"]
+    )
+    assert issued.exit_code == 0, issued.output
+    claims = jwt.decode(issued.stdout.strip(), node.signing_key.public_key(), algorithms=["EdDSA"], audience=node_identity(node))
+    assert _leaves(node, "role_change") == [
+        {"change": "granted", "staff": "moderator-7", "roles": ["director", "moderator"], "token_id": claims["jti"],
+         "expires": claims["exp"], "operator": staff_ref(getpass.getuser())},
+    ]  # fmt: skip
+    assert claims["exp"] - claims["iat"] == 600 and claims["roles"] == ["director", "moderator"]
+    # The node's database down: no token, one line, nothing logged.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("MEDFED_DATABASE_URL", f"postgresql+psycopg://medfed@127.0.0.1:{closed}/medfed")
+    refused = CliRunner().invoke(main, ["token", "issue", "--region", "kz", "--role", "ops"])
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("medfed: the node's database is unavailable: ") and refused.stderr.count("\n") == 1
+    assert "Connection refused" in refused.stderr
+    assert len(_leaves(node, "role_change")) == 1

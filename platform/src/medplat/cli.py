@@ -37,15 +37,22 @@ def checked_settings() -> Settings:
         with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"database {without_password(settings.database_url)} is unreachable: {reason}") from None
+        raise ConfigError(f"database {without_password(settings.database_url)} is unreachable: {driver_reason(exc)}") from None
     return settings
+
+
+def driver_reason(exc: BaseException) -> str:
+    """The database driver's first line ("connection failed: ... Connection refused"); never a statement or its parameters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 class _Medfed(click.Group):
     """Every command's operator errors end as one line on stderr, whichever subcommand raised them."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError
+
         from medplat.api.problems import Problem
         from medsync.errors import SyncError
 
@@ -53,6 +60,9 @@ class _Medfed(click.Group):
             return super().invoke(ctx)
         except ConfigError as exc:
             fail(f"configuration error: {exc}", EXIT_CONFIG)
+        except OperationalError as exc:
+            # The driver's own last line (e.g. "connection refused"); never the statement or its parameters.
+            fail(f"the node's database is unavailable: {driver_reason(exc.orig or exc)}")
         except (OperatorError, SyncError) as exc:
             fail(str(exc))
         except Problem as exc:

@@ -78,9 +78,17 @@ def checkpoint_command(region: str) -> None:
     from sqlalchemy.orm import Session
 
     from medplat.audit.log import checkpoint
+    from medsync.errors import TrustError
+    from medsync.trust import MISSING, load_chain
 
     settings = use_region(region)
+    try:
+        trust = load_chain(Path(settings.trust_dir), now=datetime.datetime.now(datetime.UTC))
+    except TrustError as exc:
+        if exc.code != MISSING:
+            raise
+        trust = None
     with region_engine(settings) as engine, Session(engine) as session, session.begin():
-        row = checkpoint(session, region, settings.signing_key)
+        row = checkpoint(session, region, settings.signing_key, trust)
         message = f"{region}: signed checkpoint at size {row.size}" if row else f"{region}: nothing new to sign"
     click.echo(message)

@@ -261,14 +261,31 @@ def token() -> None:
     """Staff tokens for the node's API."""
 
 
+STAFF_ROLES = ["editor", "moderator", "director", "compliance", "hq", "ops"]
+"""Roles a staff token may carry (a doctor's role comes only from signing in)."""
+
+
 @token.command("issue")
 @click.option("--region", required=True)
-@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(["editor", "moderator", "director", "compliance", "ops"]))
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(STAFF_ROLES))
 @click.option("--subject", default="ops", show_default=True)
-@click.option("--ttl", default=3600, show_default=True, type=int, help="seconds")
+@click.option("--ttl", default=3600, show_default=True, type=click.IntRange(min=1), help="seconds")
 def issue(region: str, roles: tuple[str, ...], subject: str, ttl: int) -> None:
-    """Print a bearer token of the node for a member of staff."""
+    """Print a bearer token of the node for a member of staff; the grant is logged in the node's audit log first."""
+    import getpass
+
+    from sqlalchemy.orm import Session
+
+    from medplat.compliance.hooks import role_granted
     from medplat.security import Role, issue_token
 
     settings = use_region(region)
-    click.echo(issue_token(settings, subject, [Role(r) for r in roles], datetime.timedelta(seconds=ttl)))
+    granted = sorted({Role(r) for r in roles})
+    token_id = uuid.uuid4().hex
+    lifetime = datetime.timedelta(seconds=ttl)
+    # Whole seconds, as the token's claims carry them: the logged expiry is the token's `exp`.
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    # No log, no token: the token is printed only once the grant is committed to the audit log.
+    with region_engine(settings) as engine, Session(engine) as session, session.begin():
+        role_granted(session, subject, granted, token_id=token_id, expires=int((now + lifetime).timestamp()), operator=getpass.getuser())
+    click.echo(issue_token(settings, subject, granted, lifetime, jti=token_id, issued_at=now))

@@ -61,8 +61,9 @@ def issue_token(
     kind: str = ACCESS,
     session_id: str | None = None,
     jti: str | None = None,
+    issued_at: datetime.datetime | None = None,
 ) -> str:
-    now = datetime.datetime.now(datetime.UTC)
+    now = issued_at or datetime.datetime.now(datetime.UTC)
     claims: dict[str, Any] = {
         "iss": node_identity(settings),
         "aud": node_identity(settings),

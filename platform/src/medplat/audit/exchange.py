@@ -18,7 +18,7 @@ from medplat.audit.cosign import STALE_PROOF, last_cosigned_by, record_cosignatu
 from medplat.audit.log import AuditError
 from medplat.audit.models import AuditCheckpoint
 from medsync.context import SyncContext
-from medsync.errors import SyncError
+from medsync.errors import SyncError, TrustError
 from medsync.transport import mint_token, problem_code
 
 COSIGN_PATH = "/federation/v1/audit/cosign"
@@ -63,8 +63,14 @@ def request_cosignature(ctx: SyncContext, peer: str, http: httpx.Client) -> int 
 
 def checkpoint_and_collect(ctx: SyncContext, http: httpx.Client) -> dict[str, object]:
     """Sign the head if the log grew, then collect every peer's cosignature; a peer that fails delays only itself."""
+    try:
+        trust = ctx.trust()
+    except TrustError as exc:
+        # The head is still signed; the trust version is logged once the file verifies again.
+        logger.warning("audit.trust_unavailable", code=exc.code, error=str(exc)[:300])
+        trust = None
     with Session(ctx.engine) as session, session.begin():
-        row = log.checkpoint(session, ctx.region, ctx.key)
+        row = log.checkpoint(session, ctx.region, ctx.key, trust)
         signed = row.size if row is not None else None
     cosigned: dict[str, int | str | None] = {}
     for peer in ctx.peers_in_trust():

@@ -13,7 +13,7 @@ import enum
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select, tuple_
@@ -25,6 +25,9 @@ from medplat.audit.models import AuditCheckpoint, AuditCosignature, AuditLeaf, A
 from medplat.audit.note import Checkpoint, cosign, format_note, origin_of, signer_of
 from medsync.canonical import canonical_bytes
 from medsync.errors import SyncError
+
+if TYPE_CHECKING:
+    from medsync.trust import TrustDocument
 
 
 class AuditKind(enum.StrEnum):
@@ -181,9 +184,16 @@ def _within(session: Session, tree_size: int) -> None:
         raise AuditError(f"the log has {have} leaves, not {tree_size}", code="audit.size")
 
 
-def checkpoint(session: Session, region: str, key: Ed25519PrivateKey) -> AuditCheckpoint | None:
-    """Sign the current head, if the log grew since the last checkpoint; the new checkpoint or None."""
+def checkpoint(session: Session, region: str, key: Ed25519PrivateKey, trust: TrustDocument | None = None) -> AuditCheckpoint | None:
+    """Sign the current head, if the log grew since the last checkpoint; the new checkpoint or None.
+
+    First, under the lock, the log is told of a new signing key or trust version (`medplat.audit.keystate`),
+    so the head that `key` signs always includes the leaf announcing `key`.
+    """
+    from medplat.audit import keystate
+
     _lock(session)
+    keystate.record(session, key.public_key(), trust)
     tree_size = size(session)
     last = latest_checkpoint(session)
     if tree_size == 0 or (last is not None and last.size == tree_size):

@@ -18,12 +18,14 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from medplat.audit import merkle
+from medplat.audit.keystate import SIGNING_KEY
 from medplat.audit.log import TIME_FORMAT, AuditKind
 from medplat.audit.merkle import MemoryTree, ProofError
 from medplat.audit.models import AuditCheckpoint, AuditCosignature, AuditLeaf, AuditNode
 from medplat.audit.note import Checkpoint, Cosignature, NoteError, origin_of, parse_note, signer_of
 from medplat.audit.note import verify as verify_signature
 from medsync.canonical import parse_canonical
+from medsync.envelope import key_id
 from medsync.errors import CanonicalError
 
 BATCH = 10_000
@@ -38,6 +40,8 @@ class Report:
     checkpoints: int = 0
     cosignatures: int = 0
     failures: list[str] = field(default_factory=list)
+    announced: dict[str, int] = field(default_factory=dict)
+    """Signing key id -> the first leaf that announces it (`key_change`, change `signing_key`)."""
 
     @property
     def ok(self) -> bool:
@@ -64,9 +68,11 @@ def _rebuild(session: Session, report: Report) -> MemoryTree:
         computed = merkle.leaf_hash(row.entry)
         if computed != row.leaf_hash:
             report.failures.append(f"leaf {row.idx}: its entry does not hash to its stored leaf hash")
-        problem = _entry_problem(row)
+        problem, payload = _entry_problem(row)
         if problem:
             report.failures.append(f"leaf {row.idx}: {problem}")
+        elif row.kind == AuditKind.KEY_CHANGE and payload.get("change") == SIGNING_KEY:
+            report.announced.setdefault(str(payload.get("key_id")), row.idx)
         tree.append(computed)
     report.leaves = tree.size
     return tree
@@ -83,22 +89,23 @@ def _leaves(session: Session) -> Iterator[Row[Any]]:
         after = batch[-1].idx
 
 
-def _entry_problem(row: Row[Any]) -> str | None:
+def _entry_problem(row: Row[Any]) -> tuple[str | None, dict[str, Any]]:
+    """What is wrong with a leaf's entry (None if nothing), and its payload."""
     try:
         document = parse_canonical(row.entry, max_bytes=len(row.entry))
     except CanonicalError:
-        return "its entry is not canonical JSON"
-    if not isinstance(document, dict) or set(document) != {"kind", "time", "payload"}:
-        return "its entry is not an audit entry (kind, time, payload)"
+        return "its entry is not canonical JSON", {}
+    if not isinstance(document, dict) or set(document) != {"kind", "time", "payload"} or not isinstance(document["payload"], dict):
+        return "its entry is not an audit entry (kind, time, payload)", {}
     if document["kind"] not in set(AuditKind) or document["kind"] != row.kind:
-        return f"the kind column says {json.dumps(row.kind)} but the hashed entry says {json.dumps(document['kind'])}"
+        return f"the kind column says {json.dumps(row.kind)} but the hashed entry says {json.dumps(document['kind'])}", {}
     try:
         logged = datetime.datetime.strptime(document["time"], TIME_FORMAT).replace(tzinfo=datetime.UTC)
     except (TypeError, ValueError):
-        return "its entry's time is not a UTC timestamp"
+        return "its entry's time is not a UTC timestamp", {}
     if logged != row.logged_at:
-        return "the time column differs from the hashed entry's time"
-    return None
+        return "the time column differs from the hashed entry's time", {}
+    return None, document["payload"]
 
 
 def _check_subtrees(session: Session, tree: MemoryTree, report: Report) -> None:
@@ -127,14 +134,17 @@ def _check_checkpoints(session: Session, region: str, tree: MemoryTree, keys_of:
         cosignatures.setdefault(cosignature.size, []).append(cosignature)
     for row in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size)):
         report.checkpoints += 1
-        head = _signed_head(row, region, own_keys, report)
-        if head is None:
+        signed = _signed_head(row, region, own_keys, report)
+        if signed is None:
             continue
+        head, signers = signed
         matches = head.size <= tree.size and tree.root(head.size) == head.root
         if head.size > tree.size:
             report.failures.append(f"checkpoint {head.size}: signs {head.size} leaves, the log holds {tree.size} in sequence")
         elif not matches:
             report.failures.append(f"checkpoint {head.size}: its root hash is not the head of the log's first {head.size} leaves")
+        if head.size <= tree.size:  # beyond the log, what announced its key may be lost with the rest
+            _check_announced(head, signers, report)
         if previous is not None and previous_matches and head.size <= tree.size:
             # The earlier head is the log's own, so the log can prove any honest later head consistent with it.
             _check_consistency(previous, head, tree, report)
@@ -144,7 +154,8 @@ def _check_checkpoints(session: Session, region: str, tree: MemoryTree, keys_of:
         previous, previous_matches = head, matches
 
 
-def _signed_head(row: AuditCheckpoint, region: str, keys: list[Ed25519PublicKey], report: Report) -> Checkpoint | None:
+def _signed_head(row: AuditCheckpoint, region: str, keys: list[Ed25519PublicKey], report: Report) -> tuple[Checkpoint, set[str]] | None:
+    """The head, and the ids of the region's keys whose signature on it verifies."""
     try:
         head, signatures = parse_note(row.note)
     except NoteError as exc:
@@ -157,10 +168,18 @@ def _signed_head(row: AuditCheckpoint, region: str, keys: list[Ed25519PublicKey]
         report.failures.append(f"checkpoint {row.size}: the size or root columns differ from the signed note")
     signer = signer_of(region)
     ours = [s for s in signatures if s.name == signer]
-    if not any(_verifies(head, s, signer, keys) for s in ours):
+    verified = [key for key in keys if any(_verifies(head, s, signer, [key]) for s in ours)]
+    if not verified:
         report.failures.append(f"checkpoint {head.size}: no valid signature by {region}'s key")
         return None
-    return head
+    return head, {key_id(key) for key in verified}
+
+
+def _check_announced(head: Checkpoint, signers: set[str], report: Report) -> None:
+    """The log must announce a key (a `key_change` leaf) before the first head that key signs."""
+    if not any(report.announced.get(kid, head.size) < head.size for kid in signers):
+        kid = min(signers)
+        report.failures.append(f"checkpoint {head.size}: signed by key {kid[:16]}, which no key_change leaf before it announces")
 
 
 def _verifies(head: Checkpoint, signature: Cosignature, name: str, keys: list[Ed25519PublicKey]) -> bool:

@@ -1,4 +1,5 @@
-"""Audit leaves other domains append in their own transaction: staff access to personal data, data-subject request steps.
+"""Audit leaves other domains append in their own transaction: staff access to personal data, roles granted to staff,
+data-subject request steps.
 
 Payloads carry ids, codes and counts only (medplat.audit.log.check_payload refuses anything else). A staff
 subject that is not a plain lower-case token (it could be an e-mail address) is logged as its SHA-256.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +36,19 @@ def personal_access(session: Session, staff: str, what: str, **ids: Any) -> int:
 
 async def personal_access_async(session: AsyncSession, staff: str, what: str, **ids: Any) -> int:
     return await session.run_sync(lambda s: personal_access(s, staff, what, **ids))
+
+
+def role_granted(session: Session, staff: str, roles: Sequence[str], *, token_id: str, expires: int, operator: str) -> int:
+    """Roles granted to a member of staff for a token's lifetime (`medfed token issue`): who, which, until when, by whom."""
+    payload = {
+        "change": "granted",
+        "staff": staff_ref(staff),
+        "roles": sorted(roles),
+        "token_id": token_id,
+        "expires": expires,
+        "operator": staff_ref(operator),
+    }
+    return log.append(session, AuditKind.ROLE_CHANGE, payload)
 
 
 def dsr_step(session: Session, dsr_id: uuid.UUID, kind: str, step: str, **extra: Any) -> int:

@@ -73,6 +73,9 @@ class ModerationService(AccountService):
         doctor.verification_reason = reason
         doctor.verified_by, doctor.verified_at = moderator, _now()
         await self.session.flush()
+        await personal_access_async(
+            self.session, moderator, "verification_decision", doctor_id=doctor.id, decision=doctor.verification_status
+        )
         _log.info("doctor.verification_decided", doctor_id=str(doctor.id), status=doctor.verification_status, staff=moderator)
         return doctor
 
@@ -104,6 +107,9 @@ class ModerationService(AccountService):
         change.status = "approved" if decision.decision == "approve" else "rejected"
         change.reason, change.reviewed_by, change.reviewed_at = reason, moderator, _now()
         await self.session.flush()
+        await personal_access_async(
+            self.session, moderator, "profile_change_decision", change_id=change.id, doctor_id=change.doctor_id, decision=change.status
+        )
         rectification = await self.rectification_of(change)
         if rectification is not None:
             await self._complete(rectification, "completed" if change.status == "approved" else "rejected")
