@@ -31,6 +31,25 @@ def test_put_get_stat_list_delete_round_trip(settings: Settings) -> None:
     store.delete(settings.shared_bucket, f"{prefix}/b.bin")  # the buckets are the session's: leave them as found
 
 
+def test_open_is_one_get_with_the_size_and_releases_its_connection(settings: Settings) -> None:
+    store = object_store(settings)
+    assert isinstance(store, MinioObjectStore)
+    key = f"t/{uuid.uuid4().hex}"
+    data = bytes(range(256)) * 1000
+    store.put(settings.shared_bucket, key, data, len(data), "application/octet-stream")
+    opened = store.open(settings.shared_bucket, key, 100_000)
+    assert opened is not None and opened.size == len(data)
+    assert b"".join(opened.chunks) == data
+    assert store.open(settings.shared_bucket, f"t/{uuid.uuid4().hex}") is None
+    # Abandoned after one chunk: closing hands the connection back; the pool keeps serving afterwards.
+    for _ in range(20):
+        partial = store.open(settings.shared_bucket, key, 1000)
+        assert partial is not None and next(partial.chunks) == data[:1000]
+        partial.close()
+    assert store.get(settings.shared_bucket, key) == data
+    store.delete(settings.shared_bucket, key)
+
+
 def test_personal_and_shared_buckets_are_separate(settings: Settings) -> None:
     store = object_store(settings)
     key = f"diplomas/{uuid.uuid4().hex}.pdf"

@@ -13,7 +13,7 @@ import io
 import os
 import re
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import IO, Literal, Protocol
@@ -27,6 +27,7 @@ from minio.credentials.credentials import Credentials
 from minio.error import S3Error
 from minio.helpers import DictType
 from minio.signer import sign_v4_s3
+from urllib3 import BaseHTTPResponse
 
 from medplat.residency import DataCategory, LegalBasis, Residency, Retention
 
@@ -160,6 +161,17 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenedObject:
+    """An object being read: its size from the GET's own answer, and its bytes (close() releases the connection)."""
+
+    size: int
+    chunks: Generator[bytes, None, None]
+
+    def close(self) -> None:
+        self.chunks.close()
+
+
+@dataclass(frozen=True, slots=True)
 class KeyPage:
     """One page of a key listing: the keys only, which is all the residency scanner needs."""
 
@@ -193,6 +205,10 @@ class ObjectStore(Protocol):
 
     def stream(self, bucket: str, key: str, chunk_size: int = 65536) -> Iterator[bytes]: ...
 
+    def open(self, bucket: str, key: str, chunk_size: int = 65536) -> OpenedObject | None:
+        """One GET: the object's size and bytes, or None if there is no such object (no HEAD first)."""
+        ...
+
     def stat(self, bucket: str, key: str) -> ObjectInfo | None: ...
 
     def delete(self, bucket: str, key: str) -> None: ...
@@ -202,6 +218,7 @@ class ObjectStore(Protocol):
     def key_page(self, bucket: str, prefix: str = "", delimiter: str = "", token: str | None = None) -> KeyPage: ...
 
 
+_MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
 _S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PAGE_KEYS = 1000
@@ -277,8 +294,27 @@ class MinioObjectStore:
             response.release_conn()
 
     def stream(self, bucket: str, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
-        """The object's bytes in chunks, without holding it all in memory."""
-        response = self._client.get_object(bucket, safe_key(key))
+        """The object's bytes in chunks, without holding it all in memory; nothing is asked of the store until
+        the first chunk is wanted (callers hand this to a streaming response from async code)."""
+        yield from self._chunks(self._client.get_object(bucket, safe_key(key)), chunk_size)
+
+    def open(self, bucket: str, key: str, chunk_size: int = 65536) -> OpenedObject | None:
+        try:
+            response = self._client.get_object(bucket, safe_key(key))
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+        try:
+            size = int(response.headers["Content-Length"])
+        except (KeyError, ValueError):
+            response.close()
+            response.release_conn()
+            raise
+        return OpenedObject(size, self._chunks(response, chunk_size))
+
+    @staticmethod
+    def _chunks(response: BaseHTTPResponse, chunk_size: int) -> Generator[bytes, None, None]:
         try:
             yield from response.stream(chunk_size)
         finally:
@@ -289,7 +325,7 @@ class MinioObjectStore:
         try:
             st = self._client.stat_object(bucket, safe_key(key))
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            if exc.code in _MISSING:
                 return None
             raise
         return ObjectInfo(key=key, size=st.size or 0, etag=st.etag or "", content_type=st.content_type)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -21,6 +21,7 @@ from litestar.response import Stream
 from sqlalchemy import bindparam, exists, select
 
 from medplat.domain.content.models import ContentMedia
+from medplat.storage import OpenedObject
 from medsync import reset
 from medsync.context import SyncContext
 from medsync.errors import SyncError
@@ -77,8 +78,7 @@ async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
 def _caller(ctx: SyncContext, token: str | None) -> str:
     if not token:
         raise SyncError("a bearer token is required", code="jwt.missing")
-    claimed = caller_of(token)
-    return verify_token(token, me=ctx.region, keys=ctx.keys_of(claimed))
+    return ctx.callers.caller(token, ctx.trust(), lambda: verify_token(token, me=ctx.region, keys=ctx.keys_of(caller_of(token))))
 
 
 class FederationController(Controller):
@@ -179,11 +179,12 @@ class FederationController(Controller):
             key, media_type = await anyio.to_thread.run_sync(_blob_for, ctx, target, item_id, sha256)
         except SyncError as exc:
             return _problem(401 if exc.code.startswith("jwt.") else 404, exc.code, exc.message)
-        stored = await anyio.to_thread.run_sync(ctx.store.stat, ctx.shared_bucket, key)
-        if stored is None:
+        # One GET, no HEAD first: the store's answer gives the length of what is stored (not of what was
+        # declared: the target checks the declaration) and the bytes, handed on as they come.
+        opened = await anyio.to_thread.run_sync(ctx.store.open, ctx.shared_bucket, key, BLOB_CHUNK)
+        if opened is None:
             return _problem(404, "blob.not_found", "the blob is not in this node's store")
-        # The length of what is stored, not of what was declared: the target checks the declaration.
-        return Stream(_iterate(ctx, key), media_type=media_type, headers={"Content-Length": str(stored.size)})
+        return Stream(_iterate(opened), media_type=media_type, headers={"Content-Length": str(opened.size)})
 
 
 _BLOB_FOR = (
@@ -212,13 +213,16 @@ BLOB_CHUNK = 1024 * 1024
 and back, so a blob goes through in few large pieces (1 MiB blobs in one) instead of many 64 KiB ones."""
 
 
-async def _iterate(ctx: SyncContext, key: str) -> AsyncIterator[bytes]:
-    chunks: Iterator[bytes] = ctx.store.stream(ctx.shared_bucket, key, BLOB_CHUNK)
-    while True:
-        chunk = await anyio.to_thread.run_sync(next, chunks, None)
-        if chunk is None:
-            return
-        yield chunk
+async def _iterate(opened: OpenedObject) -> AsyncIterator[bytes]:
+    try:
+        while True:
+            chunk = await anyio.to_thread.run_sync(next, opened.chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        # A caller that went away mid-blob: the store's connection goes back to the pool, not to the collector.
+        opened.close()
 
 
 __all__ = ["FEDERATION", "FederationController"]

@@ -20,6 +20,7 @@ from medplat.node import object_store
 from medplat.storage import ObjectStore
 from medsync.envelope import key_id
 from medsync.errors import SyncError
+from medsync.transport import VerifiedCallers
 from medsync.trust import TrustDocument, load_chain
 
 
@@ -32,6 +33,8 @@ class SyncContext:
     store: ObjectStore
     shared_bucket: str
     engine: Engine
+    callers: VerifiedCallers = field(default_factory=VerifiedCallers, repr=False)
+    """Federation tokens already verified (medsync.api)."""
     _trust: tuple[float, TrustDocument] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

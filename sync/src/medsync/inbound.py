@@ -37,7 +37,7 @@ from medsync.models import ChannelIn, ManifestIn, Verdict, table_of
 from medsync.policy import evaluate_inbound, load_policy
 from medsync.receipts import SPEC as RECEIPT_SPEC
 from medsync.receipts import Receipt, ReceiptItem, ReceiptReason, sign_receipt
-from medsync.transport import caller_of, fetch_blob, mint_token, verify_token
+from medsync.transport import Minted, caller_of, fetch_blob, mint_token, verify_token
 
 _log = structlog.stdlib.get_logger("medsync.inbound")
 UNKNOWN_ORIGIN = "??"
@@ -311,13 +311,14 @@ def _fetch_blobs(ctx: SyncContext, body: manifest.ManifestBody, http: httpx.Clie
     base = ctx.url_of(body.origin)
     known = _referenced(ctx, [_blob_key(body.origin, sha) for sha in wanted])
 
+    token = Minted(ctx.region, body.origin, ctx.key)
+
     def fetch(item_id: str, blob: Blob) -> None:
         key = _blob_key(body.origin, blob.sha256)
         if key in known and ctx.store.stat(ctx.shared_bucket, key) is not None:
             return
-        token = mint_token(ctx.region, body.origin, ctx.key)
         url = f"{base}/federation/v1/blobs/{item_id}/{blob.sha256}"
-        with fetch_blob(http, url, token, sha256=blob.sha256, length=blob.length) as arriving:
+        with fetch_blob(http, url, token.current(), sha256=blob.sha256, length=blob.length) as arriving:
             # Streamed from the origin's answer into our store as it is checked: no spool, one copy.
             ctx.store.put(ctx.shared_bucket, key, cast(IO[bytes], arriving), blob.length, blob.media_type)
             created.append(key)

@@ -12,9 +12,10 @@ import contextlib
 import datetime
 import functools
 import hashlib
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -46,6 +47,51 @@ def mint_token(origin: str, audience: str, key: Ed25519PrivateKey, *, now: datet
     now = now or datetime.datetime.now(datetime.UTC)
     claims = {"iss": identity(origin), "aud": identity(audience), "iat": now, "nbf": now, "exp": now + TOKEN_TTL, "jti": uuid.uuid4().hex}
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": key_id(key.public_key())})
+
+
+class Minted:
+    """One token for a run of requests to the same node (a manifest's blobs), minted again once half its
+    lifetime is gone: signing a token per request cost the caller, and verifying it the node, more than
+    the rest of a small blob's request. Thread-safe enough: two threads may both mint; either token is good."""
+
+    def __init__(self, origin: str, audience: str, key: Ed25519PrivateKey) -> None:
+        self._args = (origin, audience, key)
+        self._token = ""
+        self._renew_at = 0.0
+
+    def current(self) -> str:
+        now = time.monotonic()
+        if now >= self._renew_at:
+            self._token = mint_token(*self._args)
+            self._renew_at = now + TOKEN_TTL.total_seconds() / 2
+        return self._token
+
+
+class VerifiedCallers:
+    """Federation tokens this process has verified, each until its `exp` and only while the trust version that
+    verified it is still the current one (a new version, e.g. one revoking a key, empties the cache in effect).
+
+    A target sends one token with all of a manifest's blob requests (`Minted`); verifying its signature and
+    claims again for each blob was a good part of the origin's cost per blob. Bounded: the oldest goes first.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._seen: collections.OrderedDict[str, tuple[str, float, object]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def caller(self, token: str, trust: object, verify: Callable[[], str]) -> str:
+        with self._lock:
+            hit = self._seen.get(token)
+        if hit is not None and hit[2] is trust and time.time() < hit[1]:
+            return hit[0]
+        caller = verify()  # raises for anything not good; only a verified token is remembered
+        expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+        with self._lock:
+            self._seen[token] = (caller, float(expires), trust)
+            if len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+        return caller
 
 
 def caller_of(token: str) -> str:
