@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -45,6 +46,8 @@ class NodeHandle:
     env: dict[str, str]
     pids: dict[str, int]
     """The node's processes (postgres, seaweedfs, redis, node, worker), each the leader of its own process group."""
+    root: Path
+    """The node's state folder (.medfed/<region>/): its secrets.json holds the cluster's superuser password."""
 
     @functools.cached_property
     def settings(self) -> Settings:
@@ -54,6 +57,13 @@ class NodeHandle:
         from medplat.security import Role, issue_token
 
         return issue_token(self.settings, "bench-editor", [Role.EDITOR], ttl=datetime.timedelta(hours=6))
+
+    def superuser_url(self, database: str | None = None) -> str:
+        """The node's cluster as its superuser, in the node's database unless told (the baselines create publications)."""
+        password = json.loads((self.root / "secrets.json").read_text())["postgres_password"]
+        url = urlsplit(self.database_url)
+        netloc = f"postgres:{quote(password, safe='')}@{url.hostname}:{url.port}"
+        return urlunsplit(url._replace(netloc=netloc, path=f"/{database}" if database else url.path))
 
     def connect(self) -> psycopg.Connection[TupleRow]:
         """A new autocommit connection to the node's database as the application role."""
@@ -99,6 +109,7 @@ def local_federation(label: str = "bench") -> Iterator[dict[str, NodeHandle]]:
                     broker_url=region["broker_url"],
                     env=read_env_file(Path(region["env_file"])),
                     pids={name: int(pid) for name, pid in region["pids"].items()},
+                    root=Path(region["env_file"]).parent,
                 )
                 for code, region in document["regions"].items()
             }

@@ -1,48 +1,49 @@
 """Bulk replication ru -> kz and uz: many product notes and 1 MB media files, against two baselines.
 
-    .venv/bin/python bench/sync_throughput.py [--items 10000] [--media 1000] [--media-mb 1] [--wake each|once]
+    .venv/bin/python bench/sync_throughput.py [--items 10000] [--media 1000] [--media-mb 1] [--to kz,uz] [--wake each|once]
 
 On a fresh local federation:
 
-1. (not timed) ru gets `--items` drafts, each a product note for kz and uz; the first `--media` of them get
-   one image of `--media-mb` MiB each (random bytes, so no two blobs are alike). The drafts are created
-   in-process with ru's ContentService and ru's settings (the editor API would only add HTTP round trips).
+1. (not timed) ru gets `--items` drafts, each a product note for the `--to` regions (kz and uz); the first
+   `--media` of them get one image of `--media-mb` MiB each (random bytes, so no two blobs are alike). The
+   drafts are created in-process with ru's ContentService and ru's settings (the editor API would only add
+   HTTP round trips).
 2. (timed) ru publishes every draft with the same ContentService.publish the editor API calls: version,
    verdicts and outbox rows in one transaction, then a `sync.deliver` wake-up per target on ru's broker.
    Everything after that is the product's: ru's Celery worker builds, signs and posts manifests (at most
-   100 items each), kz's and uz's inboxes check them, their apply workers fetch every blob from ru over
+   100 items each), the targets' inboxes check them, their apply workers fetch every blob from ru over
    HTTP, verify it, store it and apply the manifest, and send signed receipts back.
    With `--wake each` (the default) each publish wakes the workers at once, as the editor API does, and
-   the clock runs from the first publish until both targets hold every item; publishing overlaps with
+   the clock runs from the first publish until every target holds every item; publishing overlaps with
    delivery and its duration is reported separately. With `--wake once` the drafts are published
    without wake-ups, with the beat sweep of the local federation set to once a day, and the clock starts at
    one wake-up per target (a backlog, as after an outage).
-3. Baselines on the same machine, after our replication has finished:
+3. Baselines on the same machine and the same engines, after our replication has finished, doing the same
+   copying: from ru to every `--to` target at once, as our delivery does.
    (a) PostgreSQL logical replication of the same rows (ru's shared.content_item and its
-       shared.content_version) between two extra clusters started here with wal_level=logical: the
-       initial copy of a subscription (publication with the row filter origin_region = 'ru'), and the
-       streaming of the same rows written into the publisher after the subscription exists;
-   (b) the same blobs copied by a plain S3 get/put loop (minio client) from ru's object store to kz's.
+       shared.content_version) between the federation's own clusters (ru's publishes, each target's
+       subscribes into a scratch database; the local federation runs with wal_level=logical): the initial
+       copy of a subscription (publication with the row filter origin_region = 'ru'), and the streaming of
+       the same rows written into a publisher database after the subscriptions exist;
+   (b) the same blobs copied by a plain S3 get/put loop (minio client) from ru's object store into a
+       scratch bucket of each target's store, one loop per target, all at once.
 
-What differs: we deliver to two targets, sign and verify every manifest and receipt, run both sides'
-policy and the border check on every item, and fetch each blob over HTTP through ru's node with a hash
-check; the baselines copy rows or bytes to one target and check nothing.
+What differs: we sign and verify every manifest and receipt, run both sides' policy and the border check
+on every item, and fetch each blob over HTTP through ru's node with a length and hash check; the
+baselines copy rows or bytes and check nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import concurrent.futures
 import dataclasses
 import io
 import os
-import secrets
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import psycopg
@@ -54,15 +55,12 @@ from psycopg.rows import TupleRow
 from medplat.config import Settings
 from medplat.db.engine import async_engine
 from medplat.db.migrate import upgrade
-from medplat.devfed.engines import Postgres
-from medplat.devfed.processes import Child, free_ports
 from medplat.domain.content.schemas import DraftCreate
 from medplat.domain.content.services import ContentService
 from medplat.logs import configure_logging
 from medplat.node import object_store
 from medsync.items import Text
 
-TARGETS = ("kz", "uz")
 MIB = 1024 * 1024
 BASELINE_BUCKET = "bench-baseline"
 Wake = Callable[[Sequence[str]], Awaitable[None]]
@@ -71,13 +69,13 @@ Wake = Callable[[Sequence[str]], Awaitable[None]]
 # -- 1 and 2: our replication ---------------------------------------------------------------------------
 
 
-def draft(number: int) -> DraftCreate:
+def draft(number: int, targets: Sequence[str]) -> DraftCreate:
     body = (
         "Таблетки теперь выпускаются в упаковке по тридцать штук. Состав, дозировка и условия хранения не изменились; "
         "старая упаковка остаётся в обороте до конца срока годности. "
     ) * 4
     text = Text(language="ru", title=f"Новая форма выпуска, заметка {number}", body=body)
-    return DraftCreate(kind="product_note", category="product_note", texts=(text,), specializations=("cardiology",), targets=TARGETS)
+    return DraftCreate(kind="product_note", category="product_note", texts=(text,), specializations=("cardiology",), targets=tuple(targets))
 
 
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
@@ -95,7 +93,8 @@ async def _in_parallel(count: int, concurrency: int, job: Callable[[int], Awaita
     await asyncio.gather(*(lane() for _ in range(concurrency)))
 
 
-async def create_drafts(settings: Settings, items: int, media: int, media_bytes: int, concurrency: int) -> list[uuid.UUID]:
+async def create_drafts(settings: Settings, args: argparse.Namespace) -> list[uuid.UUID]:
+    targets, items, media, media_bytes, concurrency = args.to, args.items, args.media, args.media_mb * MIB, args.publishers
     from sqlalchemy.ext.asyncio import AsyncSession
 
     engine = async_engine(settings.database_url, pool_size=concurrency)
@@ -105,7 +104,7 @@ async def create_drafts(settings: Settings, items: int, media: int, media_bytes:
     async def create(number: int) -> None:
         async with AsyncSession(engine, expire_on_commit=False) as session:
             service = ContentService(session, settings, store)
-            item = await service.create_draft(draft(number))
+            item = await service.create_draft(draft(number, targets))
             if number < media:
                 await service.attach_media(item.id, "image/png", _one_chunk(os.urandom(media_bytes)))
             await session.commit()
@@ -185,11 +184,11 @@ def replicate(nodes: dict[str, NodeHandle], args: argparse.Namespace) -> Ours:
     ours = Ours(args.items, args.media, args.media_mb * MIB, args.wake)
     say(f"creating {args.items} drafts on ru ({args.media} with a {args.media_mb} MiB image) ...")
     started = time.perf_counter()
-    ids = asyncio.run(create_drafts(settings, args.items, args.media, args.media_mb * MIB, args.publishers))
+    ids = asyncio.run(create_drafts(settings, args))
     say(f"  drafts created in {time.perf_counter() - started:.1f} s (not timed)")
 
     app, wake = celery_wake(ru)
-    conns = {t: nodes[t].connect() for t in TARGETS}
+    conns = {t: nodes[t].connect() for t in args.to}
     origin = ru.connect()
     try:
         cpu_before, own_before = cpu_snapshot(nodes), time.process_time()
@@ -202,8 +201,8 @@ def replicate(nodes: dict[str, NodeHandle], args: argparse.Namespace) -> Ours:
             # The clock, and the CPU accounting, start at the wake-up: publishing is not part of it.
             cpu_before, own_before = cpu_snapshot(nodes), time.process_time()
             start, start_wall = time.perf_counter(), time.time()
-            asyncio.run(wake(TARGETS))
-        say(f"  published in {ours.publish_seconds:.1f} s; waiting for kz and uz ...")
+            asyncio.run(wake(args.to))
+        say(f"  published in {ours.publish_seconds:.1f} s; waiting for {' and '.join(args.to)} ...")
 
         def everything_applied() -> bool:
             now = time.perf_counter()
@@ -214,9 +213,9 @@ def replicate(nodes: dict[str, NodeHandle], args: argparse.Namespace) -> Ours:
                         ours.per_target[target] = now - start
             if count(origin, "SELECT count(*) FROM federation.outbox WHERE status = 'rejected'"):
                 raise SystemExit("a target rejected items; see federation.outbox.reasons on ru")
-            return len(ours.per_target) == len(TARGETS)
+            return len(ours.per_target) == len(args.to)
 
-        finished = poll(everything_applied, interval=0.25, timeout=args.timeout, what="every item on kz and uz")
+        finished = poll(everything_applied, interval=0.25, timeout=args.timeout, what="every item on every target")
         ours.total = finished - start
         ours.after_last_publish = finished - max(last, start)
         cpu_after, own = cpu_snapshot(nodes), time.process_time() - own_before
@@ -249,27 +248,12 @@ def replicate(nodes: dict[str, NodeHandle], args: argparse.Namespace) -> Ours:
 
 # -- 3a: PostgreSQL logical replication -----------------------------------------------------------------
 
-LOGICAL = ("-c", "wal_level=logical", "-c", "max_wal_senders=10", "-c", "max_replication_slots=10")
-
-
-@contextlib.contextmanager
-def logical_cluster(root: Path, name: str) -> Iterator[Postgres]:
-    """A PostgreSQL cluster of our own, set up like the federation's but with wal_level=logical."""
-    pg = Postgres(root / name, free_ports(1)[0], secrets.token_urlsafe(16), root / f"{name}.log")
-    initdb = pg.initdb_child().start()
-    assert initdb.popen is not None
-    if initdb.popen.wait(120) != 0:
-        raise SystemExit(f"initdb failed: {initdb.log_tail()}")
-    pg.finish_initdb()
-    base = pg.child()
-    child: Child = dataclasses.replace(base, name=f"bench {name}", argv=[*base.argv, *LOGICAL]).start()
-    try:
-        pg.wait_ready(60)
-        yield pg
-    finally:
-        child.stop()
-
-
+# Inserts only: a row filter on a publication that also publishes updates would need origin_region in
+# ru's replica identity, and ru's node keeps updating these tables.
+PUBLICATION = (
+    "CREATE PUBLICATION bench_ru FOR TABLE shared.content_item WHERE (origin_region = 'ru'), shared.content_version "
+    "WITH (publish = 'insert')"
+)
 ITEM_ROWS = "SELECT * FROM shared.content_item WHERE origin_region = 'ru'"
 VERSION_ROWS = "SELECT v.* FROM shared.content_version v JOIN shared.content_item i ON i.id = v.item_id WHERE i.origin_region = 'ru'"
 
@@ -279,39 +263,65 @@ def copy_rows(source: str, target: str) -> tuple[int, int]:
     counts = []
     with psycopg.connect(source) as src, psycopg.connect(target) as dst:
         for select, table in ((ITEM_ROWS, "shared.content_item"), (VERSION_ROWS, "shared.content_version")):
-            rows = 0
             with (
                 src.cursor().copy(f"COPY ({select}) TO STDOUT (FORMAT binary)") as out,
                 dst.cursor().copy(f"COPY {table} FROM STDIN (FORMAT binary)") as into,
             ):
                 for data in out:
                     into.write(data)
-            rows = count(dst, f"SELECT count(*) FROM {table}")  # noqa: S608 - our own table names
-            counts.append(rows)
+            counts.append(count(dst, f"SELECT count(*) FROM {table}"))  # noqa: S608 - our own table names
     return counts[0], counts[1]
 
 
-def wait_for_rows(url: str, items: int, versions: int, timeout: float) -> float:
-    with psycopg.connect(url, autocommit=True) as conn:
+def scratch_database(node: NodeHandle, name: str) -> str:
+    """A new database `name` with the node's schema on the node's own cluster; returns its superuser URL."""
+    with psycopg.connect(node.superuser_url("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = node.superuser_url(name)
+    upgrade(url)
+    return url
 
-        def caught_up() -> bool:
-            return (
-                count(conn, "SELECT count(*) FROM shared.content_item") >= items
-                and count(conn, "SELECT count(*) FROM shared.content_version") >= versions
+
+def subscribe(urls: dict[str, str], database: str, publisher_url: str, *, copy_data: bool) -> None:
+    """Subscribe each target's scratch database (`urls`, by region) to publication bench_ru."""
+    for code, url in urls.items():
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                f"CREATE SUBSCRIPTION {database}_{code} CONNECTION '{publisher_url}' PUBLICATION bench_ru "
+                f"WITH (copy_data = {'true' if copy_data else 'false'})"
             )
 
-        return poll(caught_up, interval=0.02, timeout=timeout, what="the subscriber")
+
+def wait_for_rows(urls: dict[str, str], items: int, versions: int, timeout: float) -> dict[str, float]:
+    """The perf_counter time at which each subscriber held every row."""
+    conns = {code: psycopg.connect(url, autocommit=True) for code, url in urls.items()}
+    done: dict[str, float] = {}
+    try:
+
+        def caught_up() -> bool:
+            for code, conn in conns.items():
+                if code not in done and (
+                    count(conn, "SELECT count(*) FROM shared.content_item") >= items
+                    and count(conn, "SELECT count(*) FROM shared.content_version") >= versions
+                ):
+                    done[code] = time.perf_counter()
+            return len(done) == len(conns)
+
+        poll(caught_up, interval=0.02, timeout=timeout, what="the subscribers")
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return done
 
 
-def subscribe(sub: Postgres, database: str, publisher_url: str, *, copy_data: bool) -> str:
-    url = sub.create_database(database)
-    upgrade(url)
-    with psycopg.connect(sub.url(database), autocommit=True) as conn:
-        conn.execute(
-            f"CREATE SUBSCRIPTION {database} CONNECTION '{publisher_url}' PUBLICATION bench_ru "
-            f"WITH (copy_data = {'true' if copy_data else 'false'})"
-        )
-    return sub.url(database)
+def unsubscribe(urls: Sequence[str]) -> None:
+    """Drop the benchmark's subscriptions (and so their slots on ru's cluster)."""
+    for url in urls:
+        with psycopg.connect(url, autocommit=True) as conn:
+            mine = "SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            for (name,) in conn.execute(mine).fetchall():
+                conn.execute(f"DROP SUBSCRIPTION {name}")
 
 
 @dataclasses.dataclass
@@ -319,47 +329,65 @@ class Logical:
     items: int = 0
     versions: int = 0
     initial_copy: float = 0.0
+    """Until every subscriber held every row."""
     streaming: float = 0.0
     streaming_write: float = 0.0
+    per_target_copy: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-def logical_replication(ru: NodeHandle, timeout: float) -> Logical:
+def logical_replication(nodes: dict[str, NodeHandle], targets: Sequence[str], timeout: float) -> Logical:
+    """ru's own cluster publishes; each target's own cluster subscribes, all at once, as our delivery runs."""
+    ru, subscribers = nodes["ru"], [nodes[t] for t in targets]
     result = Logical()
-    with tempfile.TemporaryDirectory(prefix="medfed-bench-logical-") as tmp:
-        root = Path(tmp)
-        with logical_cluster(root, "ru-logical") as pub, logical_cluster(root, "kz-logical") as sub:
-            publication = "CREATE PUBLICATION bench_ru FOR TABLE shared.content_item WHERE (origin_region = 'ru'), shared.content_version"
-            # The initial copy: rows already in the publisher when the subscription is created.
-            loaded = pub.create_database("loaded")
-            upgrade(loaded)
-            result.items, result.versions = copy_rows(ru.database_url, loaded)
-            with psycopg.connect(loaded, autocommit=True) as conn:
-                conn.execute(publication)
-            started = time.perf_counter()
-            copy_url = subscribe(sub, "initial_copy", pub.url("loaded"), copy_data=True)
-            result.initial_copy = wait_for_rows(copy_url, result.items, result.versions, timeout) - started
-            say(f"  logical replication, initial copy: {result.initial_copy:.2f} s")
-            # Streaming: the subscription exists first, then the same rows are written into the publisher.
-            empty = pub.create_database("streamed")
-            upgrade(empty)
-            with psycopg.connect(empty, autocommit=True) as conn:
-                conn.execute(publication)
-            stream_url = subscribe(sub, "streaming", pub.url("streamed"), copy_data=False)
-            with psycopg.connect(stream_url, autocommit=True) as conn:
+    source = ru.superuser_url()
+    result.items = count_rows(source, ITEM_ROWS)
+    result.versions = count_rows(source, VERSION_ROWS)
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("DROP PUBLICATION IF EXISTS bench_ru")
+        conn.execute(PUBLICATION)
+    urls: dict[str, str] = {}
+    streamed: dict[str, str] = {}
+    try:
+        # The initial copy: ru's rows as they are in ru's node database when the subscriptions are created.
+        urls = {node.code: scratch_database(node, "bench_copy") for node in subscribers}
+        started = time.perf_counter()
+        subscribe(urls, "bench_copy", source, copy_data=True)
+        done = wait_for_rows(urls, result.items, result.versions, timeout)
+        result.per_target_copy = {code: at - started for code, at in done.items()}
+        result.initial_copy = max(done.values()) - started
+        per_target = ", ".join(f"{code} {seconds:.2f} s" for code, seconds in result.per_target_copy.items())
+        say(f"  logical replication, initial copy to {', '.join(targets)}: {result.initial_copy:.2f} s ({per_target})")
+        # Streaming: the subscriptions exist first, then the same rows are written into a publisher database.
+        publisher = scratch_database(ru, "bench_streamed")
+        with psycopg.connect(publisher, autocommit=True) as conn:
+            conn.execute(PUBLICATION)
+        streamed = {node.code: scratch_database(node, "bench_stream") for node in subscribers}
+        subscribe(streamed, "bench_stream", publisher, copy_data=False)
+        for url in streamed.values():
+            with psycopg.connect(url, autocommit=True) as conn:
                 poll(
                     lambda: count(conn, "SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL") > 0,
                     interval=0.05,
                     timeout=60,
-                    what="the streaming subscription's worker",
+                    what="a streaming subscription's worker",
                 )
-            time.sleep(1.0)  # let the apply worker connect and its slot become active
-            started = time.perf_counter()
-            copy_rows(ru.database_url, empty)
-            result.streaming_write = time.perf_counter() - started
-            result.streaming = wait_for_rows(stream_url, result.items, result.versions, timeout) - started
-            written = f"{result.streaming_write:.2f} s of it writing into the publisher"
-            say(f"  logical replication, streaming: {result.streaming:.2f} s ({written})")
+        time.sleep(1.0)  # let the apply workers connect and their slots become active
+        started = time.perf_counter()
+        copy_rows(ru.database_url, publisher)
+        result.streaming_write = time.perf_counter() - started
+        result.streaming = max(wait_for_rows(streamed, result.items, result.versions, timeout).values()) - started
+        written = f"{result.streaming_write:.2f} s of it writing into the publisher"
+        say(f"  logical replication, streaming to {', '.join(targets)}: {result.streaming:.2f} s ({written})")
+    finally:
+        unsubscribe([*urls.values(), *streamed.values()])
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute("DROP PUBLICATION IF EXISTS bench_ru")
     return result
+
+
+def count_rows(url: str, select: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return count(conn, f"SELECT count(*) FROM ({select}) AS rows")  # noqa: S608 - our own queries
 
 
 # -- 3b: S3 get/put loop --------------------------------------------------------------------------------
@@ -370,28 +398,55 @@ def minio_for(node: NodeHandle) -> Minio:
     return Minio(settings.s3_endpoint.removeprefix("http://"), settings.s3_access_key, settings.s3_secret_key, secure=False)
 
 
-def s3_copy(ru: NodeHandle, kz: NodeHandle) -> tuple[int, int, float]:
-    """Copy every blob of ru's shared bucket (its media) to a scratch bucket on kz; returns objects, bytes, seconds."""
-    source, target = minio_for(ru), minio_for(kz)
+@dataclasses.dataclass
+class S3Loop:
+    objects: int = 0
+    bytes_per_target: int = 0
+    seconds: float = 0.0
+    """Until every target held every blob."""
+    per_target: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def s3_copy(nodes: dict[str, NodeHandle], targets: Sequence[str]) -> S3Loop:
+    """Copy every blob of ru's media to a scratch bucket in each target's store: one plain loop per target, all at once."""
+    ru = nodes["ru"]
     bucket = ru.settings.shared_bucket
-    if not target.bucket_exists(BASELINE_BUCKET):
-        target.make_bucket(BASELINE_BUCKET)
-    keys = [o.object_name for o in source.list_objects(bucket, prefix="media/", recursive=True) if o.object_name]
-    copied = 0
+    keys = [o.object_name for o in minio_for(ru).list_objects(bucket, prefix="media/", recursive=True) if o.object_name]
+    result = S3Loop(objects=len(keys))
+
+    def loop(target: str) -> tuple[int, float]:
+        source, into = minio_for(ru), minio_for(nodes[target])
+        if not into.bucket_exists(BASELINE_BUCKET):
+            into.make_bucket(BASELINE_BUCKET)
+        copied = 0
+        for key in keys:
+            response = source.get_object(bucket, key)
+            try:
+                data = response.read()
+            finally:
+                response.close()
+                response.release_conn()
+            into.put_object(BASELINE_BUCKET, key, io.BytesIO(data), len(data), content_type="image/png")
+            copied += len(data)
+        return copied, time.perf_counter()
+
     started = time.perf_counter()
-    for key in keys:
-        response = source.get_object(bucket, key)
-        try:
-            data = response.read()
-        finally:
-            response.close()
-            response.release_conn()
-        target.put_object(BASELINE_BUCKET, key, io.BytesIO(data), len(data), content_type="image/png")
-        copied += len(data)
-    return len(keys), copied, time.perf_counter() - started
+    with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
+        finished = dict(zip(targets, pool.map(loop, targets), strict=True))
+    result.bytes_per_target = next(iter(finished.values()))[0]
+    result.per_target = {target: at - started for target, (_, at) in finished.items()}
+    result.seconds = max(result.per_target.values())
+    return result
 
 
 # -- the run --------------------------------------------------------------------------------------------
+
+
+def targets_argument(value: str) -> tuple[str, ...]:
+    targets = tuple(t.strip() for t in value.split(",") if t.strip())
+    if not targets or set(targets) - {"kz", "uz"} or len(set(targets)) != len(targets):
+        raise argparse.ArgumentTypeError("--to takes kz, uz or kz,uz")
+    return targets
 
 
 def main() -> None:
@@ -399,6 +454,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000, help="product notes to replicate (default 10000)")
     parser.add_argument("--media", type=int, default=1000, help="how many of them carry one image (default 1000)")
     parser.add_argument("--media-mb", type=int, default=1, help="size of each image in MiB (default 1)")
+    parser.add_argument("--to", type=targets_argument, default=("kz", "uz"), help="target regions (default kz,uz)")
     parser.add_argument("--wake", choices=("each", "once"), default="each", help="wake the workers per publish (default) or once")
     parser.add_argument("--publishers", type=int, default=4, help="concurrent sessions creating and publishing on ru (default 4)")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds of replication")
@@ -407,29 +463,34 @@ def main() -> None:
     if args.media > args.items:
         parser.error("--media cannot exceed --items")
 
-    print_header(f"sync throughput: {args.items} items, {args.media} x {args.media_mb} MiB media, ru -> kz and uz")
+    to = " and ".join(args.to)
+    print_header(f"sync throughput: {args.items} items, {args.media} x {args.media_mb} MiB media, ru -> {to}")
     if args.wake == "once":
         # A backlog: the beat sweep (every 10 s) would otherwise start delivery while publishing.
         os.environ["MEDFED_SWEEP_SECONDS"] = "86400"
     with local_federation("throughput") as nodes:
         ours = replicate(nodes, args)
-        report_ours(ours)
+        report_ours(ours, args.to)
         if args.no_baselines:
             print_footer()
             return
-        say("\nbaselines (same machine, same rows and blobs, after our replication finished):")
-        logical = logical_replication(nodes["ru"], args.timeout)
-        objects, copied, s3_seconds = s3_copy(nodes["ru"], nodes["kz"])
-        say(f"  S3 get/put loop ru -> kz: {objects} objects, {copied / MIB:.0f} MiB in {s3_seconds:.2f} s")
-    report_baselines(ours, logical, objects, copied, s3_seconds)
+        say(f"\nbaselines (the federation's own clusters and stores, ru -> {to} at once, after our replication finished):")
+        logical = logical_replication(nodes, args.to, args.timeout)
+        s3 = s3_copy(nodes, args.to) if args.media else S3Loop()
+        if s3.objects:
+            per_target = ", ".join(f"{code} {seconds:.2f} s" for code, seconds in s3.per_target.items())
+            mib = s3.bytes_per_target / MIB
+            say(f"  S3 get/put loops ru -> {to}: {s3.objects} objects, {mib:.0f} MiB per target, {s3.seconds:.2f} s ({per_target})")
+    report_baselines(ours, args.to, logical, s3)
 
 
-def report_ours(ours: Ours) -> None:
+def report_ours(ours: Ours, targets: Sequence[str]) -> None:
     mib = ours.media * ours.media_bytes / MIB
+    every = "both targets" if len(targets) > 1 else targets[0]
     start = "the first publish" if ours.wake == "each" else "the wake-up after publishing everything"
-    say(f"\nours: {ours.items} items + {ours.media} blobs ({mib:.0f} MiB) ru -> kz and uz, wake-ups: {ours.wake}")
+    say(f"\nours: {ours.items} items + {ours.media} blobs ({mib:.0f} MiB) ru -> {' and '.join(targets)}, wake-ups: {ours.wake}")
     say(f"  publishing on ru took {ours.publish_seconds:.1f} s ({ours.items / ours.publish_seconds:.0f} items/s)")
-    say(f"  from {start} until every item is applied on both targets: {ours.total:.1f} s")
+    say(f"  from {start} until every item is applied on {every}: {ours.total:.1f} s")
     for target, seconds in ours.per_target.items():
         manifests, per_manifest = ours.manifests.get(target, (0, 0.0))
         first_built, last_built, first_in = ours.timeline.get(target, (0.0, 0.0, 0.0))
@@ -440,27 +501,30 @@ def report_ours(ours: Ours) -> None:
     if ours.wake == "each":
         say(f"    of which after the last publish: {ours.after_last_publish:.1f} s")
     say(f"  every receipt back on ru after {ours.receipts:.1f} s")
-    media_rate = f", {mib / ours.total:.1f} MiB/s of media per target ({2 * mib / ours.total:.1f} MiB/s moved)" if ours.media else ""
-    deliveries = f"{2 * ours.items / ours.total:.0f} item deliveries/s"
-    say(f"  throughput: {ours.items / ours.total:.0f} items/s to both targets ({deliveries}){media_rate}")
+    moved = len(targets) * mib
+    media_rate = f", {mib / ours.total:.1f} MiB/s of media per target ({moved / ours.total:.1f} MiB/s moved)" if ours.media else ""
+    deliveries = f"{len(targets) * ours.items / ours.total:.0f} item deliveries/s"
+    say(f"  throughput: {ours.items / ours.total:.0f} items/s to {every} ({deliveries}){media_rate}")
     for line in ours.cpu:
         say(f"  {line}")
 
 
-def report_baselines(ours: Ours, logical: Logical, objects: int, copied: int, s3_seconds: float) -> None:
-    mib = copied / MIB
-    say("\nsummary")
-    say(f"  ours (both targets): {ours.total:.1f} s for {ours.items} items and {ours.media} blobs")
+def report_baselines(ours: Ours, targets: Sequence[str], logical: Logical, s3: S3Loop) -> None:
+    to = " and ".join(targets)
+    say("\nsummary (every figure: ru -> " + to + ", all targets at once)")
+    say(f"  ours: {ours.total:.1f} s for {ours.items} items and {ours.media} blobs")
     say(
-        f"  (a) logical replication ru -> kz of {logical.items} content_item + {logical.versions} content_version rows: "
+        f"  (a) logical replication of {logical.items} content_item + {logical.versions} content_version rows: "
         f"initial copy {logical.initial_copy:.2f} s, streaming {logical.streaming:.2f} s"
     )
-    if objects:
-        say(f"  (b) S3 get/put loop ru -> kz: {objects} objects, {mib:.0f} MiB, {s3_seconds:.2f} s ({mib / s3_seconds:.1f} MiB/s)")
-        say(f"  ratio ours / (a initial copy + b): {ours.total / (logical.initial_copy + s3_seconds):.1f}x")
-        say(f"  ratio ours / (a streaming + b):    {ours.total / (logical.streaming + s3_seconds):.1f}x")
-        say(f"  ratio ours / b alone:              {ours.total / s3_seconds:.1f}x")
-    say(f"  ratio ours / a initial copy:       {ours.total / logical.initial_copy:.1f}x   (goal: within 2x of logical replication)")
+    if s3.objects:
+        mib = s3.bytes_per_target * len(targets) / MIB
+        rate = f"{mib / s3.seconds:.1f} MiB/s"
+        say(f"  (b) S3 get/put loops: {s3.objects} objects to each target, {mib:.0f} MiB in all, {s3.seconds:.2f} s ({rate})")
+        say(f"  ratio ours / (a initial copy + b): {ours.total / (logical.initial_copy + s3.seconds):.2f}x   (goal: within 2x)")
+        say(f"  ratio ours / (a streaming + b):    {ours.total / (logical.streaming + s3.seconds):.2f}x")
+        say(f"  ratio ours / b alone:              {ours.total / s3.seconds:.2f}x")
+    say(f"  ratio ours / a initial copy:       {ours.total / logical.initial_copy:.1f}x")
     say(f"  ratio ours / a streaming:          {ours.total / logical.streaming:.1f}x")
     print_footer()
 

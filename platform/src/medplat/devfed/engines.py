@@ -127,6 +127,8 @@ class Postgres:
         settings = [
             "listen_addresses=127.0.0.1", f"port={self.port}", "unix_socket_directories=",
             "max_connections=200", "shared_buffers=64MB", "logging_collector=off",
+            # The sync benchmark subscribes one node's cluster to another's (docs/benchmarks.md).
+            "wal_level=logical",
         ]  # fmt: skip
         if not self.durable:
             # Test clusters: many nodes' pools share one cluster, and nothing needs to survive a crash.
