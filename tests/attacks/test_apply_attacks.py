@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
+import uuid
 
 import httpx
 import msgspec
@@ -145,3 +147,66 @@ def test_a_crash_mid_apply_shows_nothing_and_the_retry_applies_once(nodes: dict[
     state = content_state(kz)
     assert len(state["items"]) == 2  # type: ignore[arg-type]
     assert state["blobs"] == [f"received/ru/{blob.sha256}"]
+
+
+def test_a_crash_while_the_next_manifests_blobs_come_early_leaves_nothing(nodes: dict[str, Node]) -> None:
+    """The apply worker fetches manifest 2's blobs while manifest 1 commits; a crash then leaves no trace of either."""
+    ru, kz = nodes["ru"], nodes["kz"]
+    first_id, second_id = "01a20000-0000-7000-8000-000000000001", "01a20000-0000-7000-8000-000000000002"
+    first, second = plant_blob(ru, "kz", first_id, os.urandom(5000)), plant_blob(ru, "kz", second_id, os.urandom(5000))
+    data, digest = signed(ru, sequence=1, items=(item_with_blobs(1, (first,)),))
+    assert post(kz, data, token_from(ru)).status_code == 202
+    data, _ = signed(ru, sequence=2, previous=digest, items=(item_with_blobs(2, (second,)),))
+    assert post(kz, data, token_from(ru)).status_code == 202
+    before = content_state(kz)
+    early = f"received/ru/{second.sha256}"
+    seen_early: list[bool] = []
+
+    class Crash(Exception):
+        pass
+
+    def crash() -> None:
+        # Manifest 1 is about to commit: manifest 2's blob is (or is about to be) in this node's store already.
+        deadline = time.monotonic() + 20
+        while early not in kz.state()["blobs"] and time.monotonic() < deadline:  # type: ignore[operator]
+            time.sleep(0.02)
+        seen_early.append(early in kz.state()["blobs"])  # type: ignore[operator]
+        raise Crash
+
+    inbound.CRASH_POINTS["before_commit"] = crash
+    try:
+        with httpx.Client(timeout=30) as http, pytest.raises(Crash):
+            inbound.apply_pending(kz.ctx, "ru", http)
+    finally:
+        inbound.CRASH_POINTS.clear()
+    assert seen_early == [True], "manifest 2's blob was not fetched while manifest 1 committed"
+    assert content_state(kz) == before, "the early blob is discarded with the crashed apply"
+    with httpx.Client(timeout=30) as http:
+        assert inbound.apply_pending(kz.ctx, "ru", http) == 2
+    state = content_state(kz)
+    assert [str(i) for i, _, _ in state["items"]] == [first_id, second_id]  # type: ignore[attr-defined]
+    assert state["blobs"] == sorted([f"received/ru/{first.sha256}", early])
+
+
+def test_a_blob_retracted_by_one_manifest_and_brought_back_by_the_next_stays(nodes: dict[str, Node]) -> None:
+    """Manifest 2 retracts the only item holding a blob and manifest 3 brings the same blob back: it must survive
+    manifest 2's deletion although manifest 3's copy was fetched while manifest 2 committed."""
+    ru, kz = nodes["ru"], nodes["kz"]
+    picture = os.urandom(5000)
+    first_id, second_id = "01a20000-0000-7000-8000-000000000001", "01a20000-0000-7000-8000-000000000002"
+    first, again = plant_blob(ru, "kz", first_id, picture), plant_blob(ru, "kz", second_id, picture)
+    assert first.sha256 == again.sha256
+    data, digest = signed(ru, sequence=1, items=(item_with_blobs(1, (first,)),))
+    assert post(kz, data, token_from(ru)).status_code == 202
+    with httpx.Client(timeout=30) as http:
+        assert inbound.apply_pending(kz.ctx, "ru", http) == 1
+    data, digest = signed(ru, sequence=2, previous=digest, items=(manifest.tombstone_item(first_id, 2, "product_note"),))
+    assert post(kz, data, token_from(ru)).status_code == 202
+    data, _ = signed(ru, sequence=3, previous=digest, items=(item_with_blobs(2, (again,)),))
+    assert post(kz, data, token_from(ru)).status_code == 202
+    with httpx.Client(timeout=30) as http:
+        assert inbound.apply_pending(kz.ctx, "ru", http) == 2
+    assert [status for _, _, status, _ in kz.decisions()[-2:]] == ["applied", "applied"]
+    state = content_state(kz)
+    assert state["media"] == [(uuid.UUID(second_id), first.sha256)]
+    assert state["blobs"] == [f"received/ru/{first.sha256}"], "the blob manifest 3 refers to is in the store"

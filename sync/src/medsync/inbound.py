@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, cast
 
@@ -215,27 +215,47 @@ def apply_pending(ctx: SyncContext, origin: str, http: httpx.Client, *, now: dat
 
 def _apply_loop(ctx: SyncContext, origin: str, http: httpx.Client, *, now: datetime.datetime | None) -> int:
     decided = 0
-    while True:
-        with Session(ctx.engine) as session:
-            channel = session.get(ChannelIn, origin)
-            if channel is None:
-                return decided
-            next_row = session.scalar(
-                select(ManifestIn).where(
-                    ManifestIn.origin == origin,
-                    ManifestIn.in_chain,
-                    ManifestIn.sequence == channel.applied_sequence + 1,
-                    ManifestIn.status == "received",
-                )
+    # The next manifest's blobs are fetched while this one commits (one look-ahead, in its own thread).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-ahead") as pool:
+        ahead = _LookAhead(ctx, http, pool)
+        try:
+            while True:
+                manifest_id = _received(ctx, origin)
+                if manifest_id is None:
+                    return decided
+                _apply_one(ctx, manifest_id, http, ahead, now=now or _now())
+                decided += 1
+        finally:
+            ahead.drop()
+
+
+def _received(ctx: SyncContext, origin: str, sequence: int | None = None) -> int | None:
+    """The id of the received manifest at `sequence` of the channel (by default the next one to apply)."""
+    with Session(ctx.engine) as session:
+        channel = session.get(ChannelIn, origin)
+        if channel is None:
+            return None
+        return session.scalar(
+            select(ManifestIn.id).where(
+                ManifestIn.origin == origin,
+                ManifestIn.in_chain,
+                ManifestIn.sequence == (sequence if sequence is not None else channel.applied_sequence + 1),
+                ManifestIn.status == "received",
             )
-            if next_row is None:
-                return decided
-            manifest_id = next_row.id
-        _apply_one(ctx, manifest_id, http, now=now or _now())
-        decided += 1
+        )
 
 
-def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: datetime.datetime) -> None:
+@dataclass
+class _Checked:
+    """A received manifest, its signature checked again and this node's inbound policy run on every item."""
+
+    body: manifest.ManifestBody
+    digest: str
+    decision: Decision
+    refused: bool
+
+
+def _check(ctx: SyncContext, manifest_id: int, *, now: datetime.datetime) -> _Checked:
     with Session(ctx.engine) as session:
         row = session.get(ManifestIn, manifest_id)
         assert row is not None and row.envelope is not None
@@ -262,17 +282,76 @@ def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: d
         decision.items = [
             i if i.status == "refused" else ReceiptItem(i.id, i.version, "skipped", (*i.reasons, withheld)) for i in decision.items
         ]
+        decision.status = "rejected"
+        decision.reasons.append(ReceiptReason("policy.refused", "an item was refused by this node's inbound policy; nothing was applied"))
+    return _Checked(body, digest, decision, refused)
+
+
+@dataclass
+class _LookAhead:
+    """At most one manifest checked ahead of the one being applied, with its blobs on their way.
+
+    The blobs are stored by content and only a committed row makes them count, so fetching them early
+    changes nothing visible: if that manifest is then not applied by this loop (the worker dies, the
+    current manifest fails), what was fetched is discarded like any apply's leftovers.
+    """
+
+    ctx: SyncContext
+    http: httpx.Client
+    pool: ThreadPoolExecutor
+    manifest_id: int | None = None
+    checked: _Checked | None = None
+    blobs: Future[list[str]] | None = None
+
+    def start(self, origin: str, sequence: int, *, now: datetime.datetime) -> None:
+        """Check the manifest at `sequence` if it has arrived, and start fetching its blobs if it is accepted.
+
+        Nothing that goes wrong here is a verdict on the current manifest: the next one is then checked
+        again, and decided, in its own turn.
+        """
+        try:
+            manifest_id = _received(self.ctx, origin, sequence)
+            checked = _check(self.ctx, manifest_id, now=now) if manifest_id is not None else None
+        except Exception:  # noqa: BLE001 - see the docstring
+            _log.warning("manifest.look_ahead_failed", origin=origin, sequence=sequence)
+            return
+        if checked is None:
+            return
+        self.manifest_id, self.checked = manifest_id, checked
+        if not checked.refused:
+            self.blobs = self.pool.submit(_fetch_blobs, self.ctx, checked.body, self.http)
+
+    def take(self, manifest_id: int) -> tuple[_Checked, Future[list[str]] | None] | None:
+        """What was prepared for `manifest_id`, handed over to its apply (anything else is discarded)."""
+        if self.manifest_id != manifest_id or self.checked is None:
+            self.drop()
+            return None
+        taken = (self.checked, self.blobs)
+        self.manifest_id, self.checked, self.blobs = None, None, None
+        return taken
+
+    def drop(self) -> None:
+        blobs, self.manifest_id, self.checked, self.blobs = self.blobs, None, None, None
+        if blobs is None:
+            return
+        try:
+            written = blobs.result()
+        except BaseException:  # noqa: BLE001 - a failed fetch has already deleted what it wrote
+            return
+        discard(self.ctx, written)
+
+
+def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, ahead: _LookAhead, *, now: datetime.datetime) -> None:
+    prepared = ahead.take(manifest_id)
+    checked, blobs = prepared if prepared is not None else (_check(ctx, manifest_id, now=now), None)
+    body, digest, decision = checked.body, checked.digest, checked.decision
     written: list[str] = []
     try:
-        if refused:
-            decision.status = "rejected"
-            decision.reasons.append(
-                ReceiptReason("policy.refused", "an item was refused by this node's inbound policy; nothing was applied")
-            )
-        else:
-            written = _fetch_blobs(ctx, body, http)
+        if not checked.refused:
+            written = blobs.result() if blobs is not None else _fetch_blobs(ctx, body, http)
             _checkpoint("after_blobs")
-        _commit(ctx, manifest_id, body, digest, decision, now=now)
+        ahead.start(body.origin, body.sequence + 1, now=now)
+        retracted = _commit(ctx, manifest_id, body, digest, decision, now=now)
     except SyncError as exc:
         discard(ctx, written)
         if exc.code in TRANSIENT:
@@ -281,10 +360,16 @@ def _apply_one(ctx: SyncContext, manifest_id: int, http: httpx.Client, *, now: d
             "rejected", [ReceiptItem(i.id, i.version, "refused", (ReceiptReason(exc.code, exc.message),)) for i in body.items]
         )
         decision.reasons.append(ReceiptReason(exc.code, exc.message))
-        _commit(ctx, manifest_id, body, digest, decision, now=now)
+        retracted = _commit(ctx, manifest_id, body, digest, decision, now=now)
     except BaseException:
         discard(ctx, written)
         raise
+    if retracted:
+        # The next manifest may bring back a blob this one retracted: its early copy must not race the
+        # deletion, so it is dropped and fetched again in its turn.
+        ahead.drop()
+        discard(ctx, retracted)
+    _log.info("manifest.decided", origin=body.origin, sequence=body.sequence, status=decision.status, items=len(body.items))
 
 
 def _blob_key(origin: str, sha256: str) -> str:
@@ -382,15 +467,16 @@ def discard(ctx: SyncContext, keys: list[str]) -> None:
 
 def _commit(
     ctx: SyncContext, manifest_id: int, body: manifest.ManifestBody, digest: str, decision: Decision, *, now: datetime.datetime
-) -> None:
-    """Everything the manifest changes, in one transaction, or nothing; then the receipt is signed."""
+) -> list[str]:
+    """Everything the manifest changes, in one transaction, or nothing, with its signed receipt; returns the
+    object keys that no row refers to any more, for the caller to delete."""
     retracted: list[str] = []
     with Session(ctx.engine) as session, session.begin():
         channel = _channel_in(session, body.origin)
         row = session.get(ManifestIn, manifest_id, with_for_update=True)
         assert row is not None
         if row.status != "received" or channel.applied_sequence + 1 != body.sequence:
-            return  # decided already by another worker
+            return []  # decided already by another worker
         if decision.status == "applied":
             state = _Touched.load(session, body)
             for index, item in enumerate(body.items):
@@ -429,9 +515,7 @@ def _commit(
              "codes": sorted({r.code for i in decision.items for r in i.reasons} | {r.code for r in decision.reasons})},
         )  # fmt: skip
         _checkpoint("before_commit")
-    for key in retracted:
-        discard(ctx, [key])
-    _log.info("manifest.decided", origin=body.origin, sequence=body.sequence, status=decision.status, items=len(body.items))
+    return retracted
 
 
 @dataclass

@@ -7,6 +7,8 @@ hold the work, the broker only carries wake-ups, and the beat sweep re-creates a
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import structlog
 
 from medplat.worker import app
@@ -33,10 +35,17 @@ def deliver(self: object, target: str) -> int:
     ctx = default_context()
     http = shared_client()
     sent = outbound.send_manifests(ctx, target, http).sent  # what an earlier run built but could not send
-    # One manifest at a time, sent as soon as it is signed, so a backlog keeps the target busy meanwhile.
-    while outbound.build_manifests(ctx, target, limit=1):
-        sent += outbound.send_manifests(ctx, target, http).sent
-    return sent
+    # One manifest at a time, each posted as soon as it is signed, by one sender thread (so still in
+    # order) while this thread builds the next: a backlog keeps the target's inbox and this worker busy
+    # at once instead of each waiting for the other. A failed post ends the task at the next manifest.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{target}") as sender:
+        posting: Future[outbound.SendResult] | None = None
+        while outbound.build_manifests(ctx, target, limit=1):
+            if posting is None or posting.done():
+                sent += posting.result().sent if posting is not None else 0
+                posting = sender.submit(outbound.send_manifests, ctx, target, http)
+        sent += posting.result().sent if posting is not None else 0
+    return sent + outbound.send_manifests(ctx, target, http).sent  # what was built while the last post ran
 
 
 @app.task(name="sync.apply", **RETRY)  # type: ignore[untyped-decorator]
