@@ -187,3 +187,22 @@ def test_an_hq_token_carries_no_node_role(node: Settings, others: list[str]) -> 
     alone = CliRunner().invoke(main, ["token", "issue", "--region", "kz", "--role", "hq", "--subject", "hq-1"])
     assert alone.exit_code == 0, alone.output
     assert [leaf["roles"] for leaf in _leaves(node, "role_change")] == [["hq"]]
+
+
+@pytest.mark.parametrize("status", ["Received", "pending", "officer@example.kz", ""])
+async def test_an_unknown_status_filter_is_a_400_problem_and_logs_nothing(client: Any, node: Settings, status: str) -> None:  # noqa: F811
+    officer = staff(node, Role.COMPLIANCE, "officer-1")
+    url = "/api/v1/compliance/data-subject-requests"
+    refused = await client.get(url, params={"status": status}, headers=officer)
+    reason = "must be one of received, completed, rejected"
+    assert (refused.status_code, refused.headers["content-type"]) == (400, "application/problem+json")
+    body = refused.json()
+    assert (body["type"], body["title"], body["status"], body["detail"], body["errors"]) == (
+        "https://medfed.dev/problems/invalid-field", "Invalid field", 400, f"status: {reason}", [{"field": "status", "reason": reason}]
+    )  # fmt: skip
+    with Session(sync_db(node)) as session:
+        assert session.scalars(select(AuditLeaf.kind)).all() == []
+    # A known status is answered and logged as before.
+    answered = await client.get(url, params={"status": "received"}, headers=officer)
+    assert (answered.status_code, answered.json()) == (200, [])
+    assert _leaves(node, "personal_data_access") == [{"staff": "officer-1", "what": "dsr_list", "status": "received", "requests": 0}]
