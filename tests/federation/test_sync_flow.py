@@ -164,7 +164,7 @@ def test_every_manifest_leaves_a_verifiable_audit_trail_on_both_sides(nodes: dic
     from medplat.audit.verify import verify_log
 
     ru, kz = nodes["ru"], nodes["kz"]
-    publish(ru, ["kz"])
+    item_id = publish(ru, ["kz"])
     deliver(ru, kz)
 
     def trail(node: Node) -> list[tuple[str, dict[str, object]]]:
@@ -174,13 +174,21 @@ def test_every_manifest_leaves_a_verifiable_audit_trail_on_both_sides(nodes: dic
 
     with ru.ctx.engine.connect() as conn:
         digest = conn.execute(text("SELECT manifest_hash FROM federation.manifest_out")).scalar_one()
-    [(kind, sent)] = trail(ru)
+    [(published_kind, published), (checked_kind, checked), (kind, sent)] = trail(ru)
+    assert (published_kind, published) == ("policy_verdict", {
+        "stage": "publish", "item_id": item_id, "version": 1, "verdicts": [{"target": "kz", "accepted": True, "codes": []}],
+    })  # fmt: skip
+    assert (checked_kind, checked) == ("policy_verdict", {
+        "stage": "send", "target": "kz", "sequence": 1, "manifest_hash": digest,
+        "verdicts": [{"item_id": item_id, "version": 1, "accepted": True, "codes": []}],
+    })  # fmt: skip
     assert kind == "manifest_sent"
     assert sent == {"target": "kz", "sequence": 1, "manifest_hash": digest, "items": 1, "bytes": sent["bytes"],
                     "categories": ["product_note"], "refused_at_send": 0}  # fmt: skip
     [(received_kind, received), (verdict_kind, verdict)] = trail(kz)
     assert (received_kind, received["manifest_hash"], received["status"]) == ("manifest_received", digest, "received")
-    assert (verdict_kind, verdict["manifest_hash"], verdict["status"], verdict["applied"]) == ("policy_verdict", digest, "applied", 1)
+    applied = (verdict_kind, verdict["stage"], verdict["manifest_hash"], verdict["status"], verdict["applied"])
+    assert applied == ("policy_verdict", "apply", digest, "applied", 1)
     for node in (ru, kz):
         with Session(node.ctx.engine) as session, session.begin():
             assert log.checkpoint(session, node.code, node.key) is not None

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from medplat.api.problems import Problem
 from medplat.compliance.deadlines import due_on, local_date, working_days_between
+from medplat.compliance.hooks import staff_ref
 from medplat.config import Settings
 from medplat.db.engine import async_engine
 from medplat.domain.accounts.models import Consent, DataSubjectRequest, Diploma, Doctor, ProfileChange, SignInSession
@@ -405,6 +406,35 @@ async def test_a_moderator_rejects_with_a_reason_then_approves_a_new_scan(client
         "/api/v1/me/diploma", content=PDF, headers={**bearer(doctor["access_token"]), "content-type": "application/pdf"}
     )
     assert again.status_code == 409
+
+
+@pytest.mark.parametrize("subject", ["moderator.one@clinic.kz", "Erlan Bekovich"])
+async def test_log_lines_name_a_moderator_as_the_audit_log_does(
+    client: Any, settings: Settings, doctor: dict[str, Any], captured_logs: io.StringIO, subject: str
+) -> None:
+    moderator = staff(settings, Role.MODERATOR, subject)
+    await upload(client, doctor)
+    assert (await client.get(f"/api/v1/moderation/doctors/{doctor['id']}/diploma", headers=moderator)).status_code == 200
+    url = f"/api/v1/moderation/doctors/{doctor['id']}/verification"
+    assert (await client.post(url, json={"decision": "approve"}, headers=moderator)).status_code == 200
+    proposed = await client.post(
+        "/api/v1/me/profile-changes", json={"changes": {"years_of_practice": 13}}, headers=bearer(doctor["access_token"])
+    )
+    decided = await client.post(f"/api/v1/moderation/changes/{proposed.json()['id']}/decision", json={"decision": "approve"},
+                                headers=moderator)  # fmt: skip
+    assert decided.status_code == 200
+    ref = staff_ref(subject)
+    assert ref.startswith("sha256:")
+    lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    assert [(line["event"], line["staff"]) for line in lines if "staff" in line] == [
+        ("staff.personal_access", ref), ("doctor.verification_decided", ref), ("doctor.change_decided", ref),
+    ]  # fmt: skip
+    leaked = subject in captured_logs.getvalue()
+    assert not leaked, "a moderator's subject reached the log"
+    with sync_db(settings).connect() as conn:
+        staff_of = "convert_from(entry, 'UTF8')::jsonb #>> '{payload,staff}'"
+        leaves = conn.execute(text(f"SELECT DISTINCT {staff_of} FROM audit.leaf WHERE kind = 'personal_data_access'"))
+        assert leaves.scalars().all() == [ref], "the log lines and the audit leaves name the moderator alike"
 
 
 @pytest.mark.parametrize("role", [Role.DOCTOR, Role.EDITOR, Role.DIRECTOR, Role.COMPLIANCE, Role.OPS])

@@ -3,6 +3,8 @@ in a manifest), event registration and attendance, the director's counts, and ex
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +15,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from medplat.app import create_app
+from medplat.compliance.hooks import staff_ref
 from medplat.config import Settings, StatisticsConfig
 from medplat.domain.cases.models import CasePhoto, ClinicalCase
 from medplat.domain.events.models import EventRegistration
+from medplat.logs import configure_logging
 from medplat.node import object_store, sync_db
 from medplat.security import Role
 from medplat.storage import CASE_PHOTOS
@@ -323,6 +327,29 @@ async def test_registration_attendance_and_cancellation(client: Any, settings: S
 
 
 # -- the director -----------------------------------------------------------------------------------------
+
+
+async def test_log_lines_name_staff_as_the_audit_log_does(client: Any, settings: Settings) -> None:
+    author = await verified_doctor(client, settings)
+    case = await submit(client, author)
+    assert (await client.put(f"/api/v1/cases/{case['id']}/photos/before", content=PNG,
+                             headers={**author["headers"], "Content-Type": "image/png"})).status_code == 201  # fmt: skip
+    congress = applied_item(settings, texts={"ru": "Конгресс дерматологов"}, kind="event", event=CONGRESS)
+    assert (await client.put(f"/api/v1/events/{congress}/registration", headers=author["headers"])).status_code == 201
+    stream = io.StringIO()
+    configure_logging(settings.region.code, "DEBUG", stream=stream)
+    subject = "rep.almaty@clinic.kz"
+    moderator = staff(settings, Role.MODERATOR, subject)
+    assert (await client.get(f"/api/v1/moderation/cases/{case['id']}/photos/before", headers=moderator)).status_code == 200
+    marked = await client.post(f"/api/v1/moderation/events/{congress}/attendance", json={"doctor_id": author["id"]}, headers=moderator)
+    assert marked.status_code == 200
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    ref = staff_ref(subject)
+    assert [(line["event"], line["staff"]) for line in lines if "staff" in line] == [
+        ("staff.personal_access", ref), ("event.attendance_marked", ref),
+    ]  # fmt: skip
+    leaked = subject in stream.getvalue()
+    assert not leaked, "a moderator's subject reached the log"
 
 
 async def test_the_director_sees_counts_and_no_person(client: Any, settings: Settings) -> None:

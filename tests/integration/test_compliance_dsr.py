@@ -25,7 +25,7 @@ from medplat.compliance.hooks import staff_ref
 from medplat.config import Settings
 from medplat.domain.accounts.models import DataSubjectRequest
 from medplat.node import sync_db
-from medplat.security import Role, node_identity
+from medplat.security import Role, issue_token, node_identity
 from tests.integration.test_accounts import PDF, bearer, register, sign_in, staff
 from tests.integration.test_compliance_scan import node  # noqa: F401 - the fixture
 
@@ -171,3 +171,38 @@ def test_a_staff_token_is_printed_only_after_its_grant_is_logged(node: Settings,
     assert refused.stderr.startswith("medfed: the node's database is unavailable: ") and refused.stderr.count("\n") == 1
     assert "Connection refused" in refused.stderr
     assert len(_leaves(node, "role_change")) == 1
+
+
+@pytest.mark.parametrize("others", [["compliance"], ["ops", "editor"]])
+def test_an_hq_token_carries_no_node_role(node: Settings, others: list[str]) -> None:  # noqa: F811
+    args = ["token", "issue", "--region", "kz", "--role", "hq", *(a for role in others for a in ("--role", role)), "--subject", "hq-1"]
+    refused = CliRunner().invoke(main, args)
+    why = f"the hq role cannot share a token with {', '.join(sorted(others))}: HQ sees the federation summary only; issue it its own token"
+    assert (refused.exit_code, refused.stdout, refused.stderr) == (2, "", f"medfed: {why}\n")
+    assert _leaves(node, "role_change") == []
+    with pytest.raises(ValueError) as caught:
+        issue_token(node, "hq-1", [Role.HQ, *(Role(r) for r in others)])
+    assert str(caught.value) == why
+    # The hq role alone is a token, as before.
+    alone = CliRunner().invoke(main, ["token", "issue", "--region", "kz", "--role", "hq", "--subject", "hq-1"])
+    assert alone.exit_code == 0, alone.output
+    assert [leaf["roles"] for leaf in _leaves(node, "role_change")] == [["hq"]]
+
+
+@pytest.mark.parametrize("status", ["Received", "pending", "officer@example.kz", ""])
+async def test_an_unknown_status_filter_is_a_400_problem_and_logs_nothing(client: Any, node: Settings, status: str) -> None:  # noqa: F811
+    officer = staff(node, Role.COMPLIANCE, "officer-1")
+    url = "/api/v1/compliance/data-subject-requests"
+    refused = await client.get(url, params={"status": status}, headers=officer)
+    reason = "must be one of received, completed, rejected"
+    assert (refused.status_code, refused.headers["content-type"]) == (400, "application/problem+json")
+    body = refused.json()
+    assert (body["type"], body["title"], body["status"], body["detail"], body["errors"]) == (
+        "https://medfed.dev/problems/invalid-field", "Invalid field", 400, f"status: {reason}", [{"field": "status", "reason": reason}]
+    )  # fmt: skip
+    with Session(sync_db(node)) as session:
+        assert session.scalars(select(AuditLeaf.kind)).all() == []
+    # A known status is answered and logged as before.
+    answered = await client.get(url, params={"status": "received"}, headers=officer)
+    assert (answered.status_code, answered.json()) == (200, [])
+    assert _leaves(node, "personal_data_access") == [{"staff": "officer-1", "what": "dsr_list", "status": "received", "requests": 0}]

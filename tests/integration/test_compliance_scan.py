@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from medplat.cli import main
@@ -74,6 +74,19 @@ async def test_a_clean_node_passes_the_scan(client: Any, node: Settings) -> None
     assert result.stdout.startswith("kz residency scan passed: 0 critical, 0 violation, 0 warning (7 checks, ")
     report = json.loads(_cli("compliance", "scan", "--region", "kz", "--json").stdout)
     assert (report["ok"], report["findings"], report["by_check"]) == (True, [], {})
+
+
+def test_the_periodic_scan_records_its_run(node: Settings) -> None:
+    from medplat.compliance import tasks
+    from medplat.compliance.models import ComplianceRun
+
+    _content(node, title="Questions? Call +7 701 555 98 76 after 18:00")
+    summary = tasks.scan()  # the task's body, as a worker runs it
+    assert (summary["ok"], summary["by_check"], summary["by_severity"]) == (False, {"personal_data_in_shared": 1},
+                                                                           {"critical": 1, "violation": 0, "warning": 0})  # fmt: skip
+    with Session(sync_db(node)) as session:
+        runs = [(r.kind, r.ok, r.counts) for r in session.scalars(select(ComplianceRun))]
+    assert runs == [("scan", False, summary)]
 
 
 def _dba(settings: Settings, *statements: str) -> None:

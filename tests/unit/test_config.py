@@ -119,3 +119,18 @@ def test_beat_runs_the_sync_sweep_and_anti_entropy(env: dict[str, str]) -> None:
     app = configure(Celery("t"), settings_from_env(env))
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert {"node.heartbeat", "sync.sweep", "sync.reconcile_all"} <= tasks
+
+
+def test_beat_runs_the_compliance_and_audit_tasks_at_the_intervals_named_once(env: dict[str, str]) -> None:
+    from celery import Celery
+
+    from medplat import worker
+
+    app = worker.configure(Celery("t"), settings_from_env(env))
+    every = {entry["task"]: (entry["schedule"], entry["options"]["expires"]) for entry in app.conf.beat_schedule.values()}
+    # The scan and the reminders hourly, the checkpoint (signed, then cosigned by the peers) every 5 minutes;
+    # a run that could not start within its interval expires rather than piling up behind the next one.
+    assert every["compliance.scan"] == (worker.SCAN_SECONDS, worker.SCAN_SECONDS) == (3600.0, 3600.0)
+    assert every["compliance.dsr_reminders"] == (worker.REMINDER_SECONDS, worker.REMINDER_SECONDS) == (3600.0, 3600.0)
+    assert every["audit.checkpoint"] == (worker.CHECKPOINT_SECONDS, worker.CHECKPOINT_SECONDS) == (300.0, 300.0)
+    assert len(every) == len(app.conf.beat_schedule) == 6

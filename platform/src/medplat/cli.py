@@ -15,10 +15,16 @@ import click
 from medplat.config import ConfigError, Settings, get_settings
 
 EXIT_CONFIG = 2
+EXIT_USAGE = 2
+"""Input a command refuses: the status click gives its own usage errors."""
 
 
 class OperatorError(Exception):
     """Something an operator must fix; printed as one line."""
+
+
+class BadInput(Exception):
+    """Options a command refuses before doing anything; printed as one line, exit status EXIT_USAGE."""
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -63,6 +69,8 @@ class _Medfed(click.Group):
         except OperationalError as exc:
             # The driver's own last line (e.g. "connection refused"); never the statement or its parameters.
             fail(f"the node's database is unavailable: {driver_reason(exc.orig or exc)}")
+        except BadInput as exc:
+            fail(str(exc), EXIT_USAGE)
         except (OperatorError, SyncError) as exc:
             fail(str(exc))
         except Problem as exc:

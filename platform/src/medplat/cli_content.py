@@ -271,16 +271,21 @@ STAFF_ROLES = ["editor", "moderator", "director", "compliance", "hq", "ops"]
 @click.option("--subject", default="ops", show_default=True)
 @click.option("--ttl", default=3600, show_default=True, type=click.IntRange(min=1), help="seconds")
 def issue(region: str, roles: tuple[str, ...], subject: str, ttl: int) -> None:
-    """Print a bearer token of the node for a member of staff; the grant is logged in the node's audit log first."""
+    """Print a bearer token of the node for a member of staff; the grant is logged in the node's audit log first.
+
+    The hq role goes on a token of its own: HQ sees the federation summary only."""
     import getpass
 
     from sqlalchemy.orm import Session
 
+    from medplat.cli import BadInput
     from medplat.compliance.hooks import role_granted
-    from medplat.security import Role, issue_token
+    from medplat.security import Role, issue_token, roles_conflict
 
-    settings = use_region(region)
     granted = sorted({Role(r) for r in roles})
+    if (conflict := roles_conflict(granted)) is not None:
+        raise BadInput(conflict)  # before the region is even read: nothing is logged, no token exists
+    settings = use_region(region)
     token_id = uuid.uuid4().hex
     lifetime = datetime.timedelta(seconds=ttl)
     # Whole seconds, as the token's claims carry them: the logged expiry is the token's `exp`.

@@ -16,6 +16,7 @@ import enum
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import jwt
@@ -37,6 +38,16 @@ class Role(enum.StrEnum):
     HQ = "hq"
     """The HQ compliance officer: the federation summary built from the nodes' signed reports, nothing of one node."""
     OPS = "ops"
+
+
+def roles_conflict(roles: Iterable[str]) -> str | None:
+    """Why `roles` cannot share one token, or None. HQ sees the federation summary only, so an hq token carries
+    no role of a node: with one it would also open that node's routes."""
+    names = {str(r) for r in roles}
+    others = sorted(names - {Role.HQ})
+    if Role.HQ in names and others:
+        return f"the hq role cannot share a token with {', '.join(others)}: HQ sees the federation summary only; issue it its own token"
+    return None
 
 
 def node_identity(settings: Settings) -> str:
@@ -63,6 +74,8 @@ def issue_token(
     jti: str | None = None,
     issued_at: datetime.datetime | None = None,
 ) -> str:
+    if (conflict := roles_conflict(roles)) is not None:
+        raise ValueError(conflict)
     now = issued_at or datetime.datetime.now(datetime.UTC)
     claims: dict[str, Any] = {
         "iss": node_identity(settings),

@@ -13,9 +13,24 @@ from celery import Celery
 
 from medplat.config import Settings, get_settings
 
+# The beat schedule's intervals, in seconds: named here once, next to the schedule that uses them.
 SWEEP_SECONDS = float(os.environ.get("MEDFED_SWEEP_SECONDS", "10"))
 """How often beat re-creates wake-ups from the database (the backstop for lost broker messages)."""
+HEARTBEAT_SECONDS = 10.0
+RECONCILE_SECONDS = 600.0
+"""Anti-entropy: each channel's digest compared with its target's."""
+CHECKPOINT_SECONDS = 300.0
+"""Sign the audit log's head and ask every peer to cosign it (medplat.audit.tasks)."""
+SCAN_SECONDS = 3600.0
+"""The residency scanner (medplat.compliance.tasks)."""
+REMINDER_SECONDS = 3600.0
+"""The data-subject request deadline reminders (medplat.compliance.tasks)."""
 TASK_MODULES = ["medplat.domain.system.tasks", "medsync.tasks", "medplat.audit.tasks", "medplat.compliance.tasks"]
+
+
+def _every(seconds: float, task: str) -> dict[str, object]:
+    # A run not started within its own interval is dropped: the next one is due by then anyway.
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
 
 
 def configure(app: Celery, settings: Settings) -> Celery:
@@ -31,19 +46,15 @@ def configure(app: Celery, settings: Settings) -> Celery:
         worker_redirect_stdouts=False,
         timezone="UTC",
         beat_schedule={
-            "heartbeat": {
-                "task": "node.heartbeat",
-                "schedule": 10.0,
-                "options": {"expires": 10},
-            },
+            "heartbeat": _every(HEARTBEAT_SECONDS, "node.heartbeat"),
             # The backstop for wake-ups lost with a broker: the database says what is waiting.
-            "sync-sweep": {"task": "sync.sweep", "schedule": SWEEP_SECONDS, "options": {"expires": SWEEP_SECONDS}},
-            "sync-reconcile": {"task": "sync.reconcile_all", "schedule": 600.0, "options": {"expires": 600}},
+            "sync-sweep": _every(SWEEP_SECONDS, "sync.sweep"),
+            "sync-reconcile": _every(RECONCILE_SECONDS, "sync.reconcile_all"),
             # Sign the audit log's head and have the peers cosign it (docs/audit.md).
-            "audit-checkpoint": {"task": "audit.checkpoint", "schedule": 300.0, "options": {"expires": 300}},
+            "audit-checkpoint": _every(CHECKPOINT_SECONDS, "audit.checkpoint"),
             # The residency scanner and the data-subject request reminders (docs/compliance.md).
-            "compliance-scan": {"task": "compliance.scan", "schedule": 3600.0, "options": {"expires": 3600}},
-            "compliance-dsr-reminders": {"task": "compliance.dsr_reminders", "schedule": 3600.0, "options": {"expires": 3600}},
+            "compliance-scan": _every(SCAN_SECONDS, "compliance.scan"),
+            "compliance-dsr-reminders": _every(REMINDER_SECONDS, "compliance.dsr_reminders"),
         },
     )
     return app

@@ -510,7 +510,7 @@ def _commit(
         outcomes = [i.status for i in decision.items]
         audit.append(
             session, AuditKind.POLICY_VERDICT,
-            {"origin": body.origin, "sequence": body.sequence, "manifest_hash": digest, "status": decision.status,
+            {"stage": "apply", "origin": body.origin, "sequence": body.sequence, "manifest_hash": digest, "status": decision.status,
              "applied": outcomes.count("applied"), "refused": outcomes.count("refused"), "skipped": outcomes.count("skipped"),
              "codes": sorted({r.code for i in decision.items for r in i.reasons} | {r.code for r in decision.reasons})},
         )  # fmt: skip

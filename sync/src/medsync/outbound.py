@@ -2,9 +2,9 @@
 
 The outbox is the source of truth. `build_manifests` takes pending rows in order, checks every item once
 more against the rules of both sides (they may have changed since publishing), signs the next manifest of
-the channel and marks the rows as sent, all in one transaction. `send_manifests` posts every manifest the
-target has not taken yet, oldest first; a target that answers with the sequence it expects makes the
-origin resend from there. Nothing is ever dropped: a failure leaves the rows where they were.
+the channel and marks the rows as sent, all in one transaction, with the verdicts in one audit leaf.
+`send_manifests` posts every manifest the target has not taken yet, oldest first; a target that answers
+with the sequence it expects makes the origin resend from there. Nothing is ever dropped: a failure leaves the rows where they were.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ class _Sources:
     documents: dict[tuple[uuid.UUID, int], dict[str, Any] | None]
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     """The send-stage verdicts, written in one statement."""
+    logged: list[dict[str, Any]] = field(default_factory=list)
+    """The same verdicts as the manifest's one `policy_verdict` leaf lists them: ids, versions, outcomes, codes."""
 
     @classmethod
     def load(cls, session: Session, rows: list[OutboxRow]) -> _Sources:
@@ -112,9 +114,15 @@ def _item_for(
             "created_at": datetime.datetime.now(datetime.UTC),
         }
     )
+    sources.logged.append({"item_id": str(row.item_id), "version": row.version, "accepted": verdict.accepted, "codes": verdict.codes()})
     if not verdict.accepted or verdict.document is None:
         return None, reasons
     return manifest.upsert_item(str(row.item_id), row.version, verdict.document), reasons
+
+
+def _verdicts_leaf(target: str, sequence: int | None, digest: str | None, sources: _Sources) -> dict[str, Any]:
+    """The send-stage verdicts of one build as one leaf; `sequence` and `manifest_hash` are null when every row was refused."""
+    return {"stage": "send", "target": target, "sequence": sequence, "manifest_hash": digest, "verdicts": sources.logged}
 
 
 def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | None = None, limit: int | None = None) -> int:
@@ -147,6 +155,8 @@ def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | N
             if sources.verdicts:
                 session.execute(insert(table_of(Verdict)), sources.verdicts)
             if not items:
+                if sources.logged:  # every row refused: no manifest, but the verdicts are logged all the same
+                    audit.append(session, AuditKind.POLICY_VERDICT, _verdicts_leaf(target, None, None, sources))
                 continue
             envelope, body, digest = manifest.build(
                 origin=ctx.region, target=target, sequence=channel.next_sequence, previous=channel.last_hash,
@@ -173,11 +183,15 @@ def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | N
             channel.next_sequence = body.sequence + 1
             channel.last_hash = digest
             refused = sum(1 for v in sources.verdicts if not v["accepted"])
-            audit.append(
-                session, AuditKind.MANIFEST_SENT,
-                {"target": target, "sequence": body.sequence, "manifest_hash": digest, "items": len(items), "bytes": len(data),
-                 "categories": sorted({i.category for i in items}), "refused_at_send": refused},
-            )  # fmt: skip
+            sent = {
+                "target": target, "sequence": body.sequence, "manifest_hash": digest, "items": len(items), "bytes": len(data),
+                "categories": sorted({i.category for i in items}), "refused_at_send": refused,
+            }  # fmt: skip
+            # One append (one turn of the log's lock) for the manifest: its items' verdicts in one leaf, then the manifest.
+            events: list[tuple[AuditKind, dict[str, Any]]] = [(AuditKind.MANIFEST_SENT, sent)]
+            if sources.logged:
+                events.insert(0, (AuditKind.POLICY_VERDICT, _verdicts_leaf(target, body.sequence, digest, sources)))
+            audit.append_many(session, events)
             built += 1
             _log.info("manifest.built", target=target, sequence=body.sequence, items=len(items), bytes=len(data))
     return built

@@ -120,6 +120,10 @@ class Verdict(msgspec.Struct, frozen=True):
     reasons: tuple[Reason, ...]
     document: SharedDocument | None
 
+    def codes(self) -> list[str]:
+        """Its distinct reason codes, sorted: what an audit leaf keeps of it (the messages stay in `federation.verdict`)."""
+        return sorted({r.code for r in self.reasons})
+
 
 def load_policy(code: str, directory: Path | None = None) -> Policy:
     """Read and check `<directory>/<code>/policy.toml`; raises PolicyError naming the file and the field.

@@ -59,7 +59,8 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9_.:/-]{0,127}")
 _DIGITS = re.compile(r"[0-9._:/-]*")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-MAX_PAYLOAD_BYTES = 4096
+MAX_PAYLOAD_BYTES = 65536
+"""A bound, not a budget: the largest leaf is a manifest's send verdicts (100 items, each with every reason code, ~45 KB)."""
 
 
 def check_payload(payload: Mapping[str, Any]) -> None:

@@ -7,9 +7,6 @@ from medplat.worker import app
 from medsync.context import default_context
 from medsync.transport import shared_client
 
-CHECKPOINT_SECONDS = 300.0
-"""How often beat signs the head (the entry for medplat.worker's beat schedule)."""
-
 
 @app.task(name="audit.checkpoint")  # type: ignore[untyped-decorator]
 def checkpoint() -> dict[str, object]:

@@ -20,9 +20,6 @@ from medplat.worker import app
 
 _log = structlog.stdlib.get_logger("medplat.compliance")
 
-SCAN_SECONDS = 3600.0
-REMINDER_SECONDS = 3600.0
-
 
 @app.task(name="compliance.scan")  # type: ignore[untyped-decorator]
 def scan() -> dict[str, object]:

@@ -121,6 +121,10 @@ class ProfileChange(Entity):
     reviewed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
+DSR_STATUSES = ("received", "completed", "rejected")
+"""Every status a data-subject request can have."""
+
+
 class DataSubjectRequest(Entity):
     """A data-subject request (access, rectification or erasure) as recorded for compliance.
 

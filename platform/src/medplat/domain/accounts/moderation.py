@@ -2,7 +2,8 @@
 
 A moderator approves or rejects a doctor's diploma (a rejection carries a reason the doctor sees). Changes to
 a profile asked for by a medical representative, or by the doctor, wait for a moderator too; the person who
-asked for a change cannot approve it.
+asked for a change cannot approve it. Log lines name a moderator as the audit log does (`staff_ref`): a subject may
+be an e-mail address.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import structlog
 from sqlalchemy import select
 
 from medplat.api.problems import Problem
-from medplat.compliance.hooks import personal_access_async
+from medplat.compliance.hooks import personal_access_async, staff_ref
 from medplat.domain.accounts.models import Diploma, Doctor, ProfileChange
 from medplat.domain.accounts.schemas import Decision, ReviewItem
 from medplat.domain.accounts.services import AccountService, diploma_read, invalid
@@ -56,7 +57,7 @@ class ModerationService(AccountService):
         diploma = await self.diploma_of((await self.doctor(doctor_id)).id)
         if diploma is None:
             raise Problem("this doctor has not uploaded a diploma", status=404, slug="not-found", title="Not found")
-        _log.info("staff.personal_access", staff=moderator, doctor_id=str(doctor_id), what="diploma")
+        _log.info("staff.personal_access", staff=staff_ref(moderator), doctor_id=str(doctor_id), what="diploma")
         await personal_access_async(self.session, moderator, "diploma_scan", doctor_id=doctor_id)
         # A generator: the bytes are fetched while the response streams (Litestar iterates it in a thread).
         return diploma, self.store.stream(self.settings.personal_bucket, diploma.key)
@@ -76,7 +77,7 @@ class ModerationService(AccountService):
         await personal_access_async(
             self.session, moderator, "verification_decision", doctor_id=doctor.id, decision=doctor.verification_status
         )
-        _log.info("doctor.verification_decided", doctor_id=str(doctor.id), status=doctor.verification_status, staff=moderator)
+        _log.info("doctor.verification_decided", doctor_id=str(doctor.id), status=doctor.verification_status, staff=staff_ref(moderator))
         return doctor
 
     async def changes(self, status: str, staff: str) -> list[ProfileChange]:
@@ -113,5 +114,5 @@ class ModerationService(AccountService):
         rectification = await self.rectification_of(change)
         if rectification is not None:
             await self._complete(rectification, "completed" if change.status == "approved" else "rejected")
-        _log.info("doctor.change_decided", change_id=str(change.id), status=change.status, staff=moderator)
+        _log.info("doctor.change_decided", change_id=str(change.id), status=change.status, staff=staff_ref(moderator))
         return change

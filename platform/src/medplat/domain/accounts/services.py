@@ -23,6 +23,7 @@ from medplat.compliance.deadlines import due_on
 from medplat.compliance.hooks import dsr_step_async
 from medplat.config import Settings, region_for_citizenship
 from medplat.domain.accounts.models import (
+    DSR_STATUSES,
     Consent,
     DataSubjectRequest,
     Diploma,
@@ -432,6 +433,9 @@ class AccountService:
         return row
 
     async def requests(self, status: str | None = None) -> list[DataSubjectRequest]:
+        if status is not None and status not in DSR_STATUSES:
+            # Refused before anything is read or logged (the value would not pass as an audit payload either).
+            raise invalid("status", f"must be one of {', '.join(DSR_STATUSES)}", status=400)
         query = select(DataSubjectRequest).order_by(DataSubjectRequest.requested_at)
         if status:
             query = query.where(DataSubjectRequest.status == status)

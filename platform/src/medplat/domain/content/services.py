@@ -2,7 +2,7 @@
 
 Publishing writes the new version and one outbox row per accepted target in ONE transaction (the
 transactional outbox); the sync workers deliver from the outbox. Every verdict, accepted or not, is
-recorded with its reasons.
+recorded with its reasons; a publish's verdicts are also one `policy_verdict` leaf of the audit log.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from medplat.api.problems import Problem
+from medplat.audit import log as audit
+from medplat.audit.log import AuditKind
 from medplat.config import Settings, known_regions
 from medplat.domain.accounts.models import ContentAuthor
 from medplat.domain.content.models import ContentItem, ContentMedia, ContentVersion
@@ -248,6 +250,8 @@ class ContentService:
         return shared_document(item, author, await self.media_of(item.id))
 
     async def preview(self, item_id: uuid.UUID, targets: Sequence[str] | None = None) -> dict[str, PolicyVerdict]:
+        """What each target would say. Recorded as verdict rows but not logged: a preview decides nothing, and
+        the same rules are judged again, and logged, at publish and at send (docs/audit.md)."""
         item = await self.own(item_id)
         chosen = self._check_targets(targets) if targets else list(item.targets)
         document = await self.document(item)
@@ -288,6 +292,13 @@ class ContentService:
             self._record_verdict(item.id, version, target, "publish", verdict)
             if verdict.accepted:
                 self.session.add(OutboxRow(target=target, item_id=item.id, version=version, op="upsert"))
+        if verdicts:
+            # One leaf for the call, whatever the number of targets: appends serialise on the log's lock.
+            leaf = {
+                "stage": "publish", "item_id": str(item.id), "version": version,
+                "verdicts": [{"target": t, "accepted": v.accepted, "codes": v.codes()} for t, v in sorted(verdicts.items())],
+            }  # fmt: skip
+            await self.session.run_sync(lambda session: audit.append(session, AuditKind.POLICY_VERDICT, leaf))
         await self.session.commit()
         accepted = sorted(t for t, v in verdicts.items() if v.accepted)
         await self._wake(accepted)

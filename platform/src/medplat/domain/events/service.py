@@ -12,6 +12,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from medplat.api.problems import Problem
+from medplat.compliance.hooks import staff_ref
 from medplat.domain.accounts.models import Doctor
 from medplat.domain.content.models import ContentItem, ContentVersion
 from medplat.domain.events.models import EventRegistration
@@ -141,7 +142,9 @@ class EventService:
             )  # fmt: skip
         row.attended_at, row.marked_by = (_now(), staff) if data.attended else (None, None)
         await self.session.flush()
-        _log.info("event.attendance_marked", event_id=str(item_id), doctor_id=str(data.doctor_id), attended=data.attended, staff=staff)
+        _log.info(
+            "event.attendance_marked", event_id=str(item_id), doctor_id=str(data.doctor_id), attended=data.attended, staff=staff_ref(staff)
+        )
         name = await self.session.scalar(select(Doctor.full_name).where(Doctor.id == data.doctor_id))
         return AttendeeRead(row.doctor_id, name or "", row.status, row.registered_at, row.attended_at, row.marked_by)
 
