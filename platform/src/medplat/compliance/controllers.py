@@ -105,13 +105,18 @@ class ComplianceNodeController(Controller):
 
         return Response(await anyio.to_thread.run_sync(run))
 
-    @get("/report", summary="This node's signed residency report, a DSSE envelope (compliance officer)")
-    async def report(self, state: State) -> Response[bytes]:
+    @get("/report", summary="This node's signed residency report, a DSSE envelope (compliance officer; logged as an access like /scan)")
+    async def report(self, state: State, request: Request[Any, Any, Any]) -> Response[bytes]:
         settings: Settings = state.settings
+        staff = _staff(request)
 
         def run() -> bytes:
-            with service.snapshot(sync_db(settings)) as session:
-                return service.signed_report(session, settings, state.object_store)[1]
+            engine = sync_db(settings)
+            with service.snapshot(engine) as session:
+                document, signed = service.signed_report(session, settings, state.object_store)
+            with Session(engine) as session, session.begin():
+                personal_access(session, staff, "residency_report", findings=len(document["scan"]["findings"]))
+            return signed
 
         return Response(await anyio.to_thread.run_sync(run), media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="residency-{settings.region.code}.json"'})  # fmt: skip
