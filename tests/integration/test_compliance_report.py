@@ -15,6 +15,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medplat.app import create_app
@@ -24,9 +25,11 @@ from medplat.config import Settings
 from medplat.node import sync_db
 from medplat.security import Role, issue_token
 from medsync import manifest, trust
-from medsync.envelope import key_id
+from medsync.envelope import Envelope, key_id, pae
 from medsync.items import SharedDocument, Text
 from medsync.models import ManifestIn, ManifestOut, Verdict
+from medsync.receipts import SPEC as RECEIPT_SPEC
+from medsync.receipts import Receipt, ReceiptItem, ReceiptReason, sign_receipt
 from tests.integration.test_accounts import bearer
 from tests.integration.test_compliance_scan import node  # noqa: F401 - the fixture
 
@@ -190,13 +193,24 @@ async def test_the_federation_summary_holds_counts_only_and_hq_sees_nothing_else
     assert (denied.status_code, denied.json()["detail"]) == (401, "token was not issued by this node")
 
 
+DOC = SharedDocument(
+    kind="article", category="dermatology", specializations=(), languages=("ru",), texts=(Text(language="ru", title="T", body="B"),)
+)
+
+
+def _receipt(origin: str, target: str, sequence: int, digest: str, *items: tuple[uuid.UUID, int, str, str]) -> Receipt:
+    """A receipt as the target signs it: each item (id, version, status, reason code or '')."""
+    entries = tuple(ReceiptItem(str(i), v, status, (ReceiptReason(code, code),) if code else ()) for i, v, status, code in items)
+    refused = any(status == "refused" for _, _, status, _ in items)
+    return Receipt(spec=RECEIPT_SPEC, origin=origin, target=target, sequence=sequence, manifest_hash=digest,
+                   status="rejected" if refused else "applied", decided_at="2026-03-02T12:00:00Z", items=entries)  # fmt: skip
+
+
 def _record_transfers(settings: Settings, item: uuid.UUID) -> None:
     """One manifest out to ru (applied) and one in from uz (rejected), as the sync service records them."""
     import datetime
 
-    doc = SharedDocument(
-        kind="article", category="dermatology", specializations=(), languages=("ru",), texts=(Text(language="ru", title="T", body="B"),)
-    )
+    doc = DOC
     out_env, _, out_hash = manifest.build(
         origin="kz", target="ru", sequence=1, previous="", items=[manifest.upsert_item(str(item), 1, doc)], keys=[settings.signing_key]
     )
@@ -217,11 +231,14 @@ def _record_transfers(settings: Settings, item: uuid.UUID) -> None:
                 bytes=len(out_env.encode()),
                 status="applied",
                 created_at=day,
+                receipt=msgspec.to_builtins(_receipt("kz", "ru", 1, out_hash, (item, 1, "applied", ""))),
             )
         )
+        ours = sign_receipt(_receipt("uz", "kz", 1, in_hash, (other, 1, "refused", "policy.language")), settings.signing_key)
         received = ManifestIn(
             origin="uz", sequence=1, manifest_hash=in_hash, in_chain=True, envelope=in_env.encode(), status="rejected", items=1,
             bytes=len(in_env.encode()), received_at=day + datetime.timedelta(days=10), reasons=[{"code": "policy.language"}],
+            receipt={"envelope": ours.encode().decode(), "sent": True},
         )  # fmt: skip
         session.add(received)
         session.add(Verdict(item_id=item, version=1, origin="kz", target="ru", stage="apply", accepted=True, reasons=[]))
@@ -241,7 +258,10 @@ async def test_the_transfer_register_by_period_region_and_item(client: Any, node
         ("out", "ru", "applied", ["dermatology"], {str(item): "accepted"}),
         ("in", "uz", "rejected", ["dermatology"], {everything["transfers"][1]["item_ids"][0]: "rejected"}),
     ]
-    assert everything["transfers"][0]["key_ids"] == [key_id(node.signing_key.public_key())]
+    with Session(sync_db(node)) as session:
+        sent = Envelope.decode(session.scalars(select(ManifestOut.envelope)).one(), max_bytes=1 << 20)
+    assert everything["transfers"][0]["signatures"] == [{"keyid": key_id(node.signing_key.public_key()), "sig": sent.signatures[0].sig}]
+    assert everything["transfers"][0]["verdicts_from"] == everything["transfers"][1]["verdicts_from"] == "receipt"
     assert everything["transfers"][1]["reasons"] == ["policy.language"]
     march = (await client.get("/api/v1/compliance/transfers?from=2026-03-01&to=2026-03-05", headers=officer)).json()["transfers"]
     assert [t["peer"] for t in march] == ["ru"]
@@ -256,3 +276,65 @@ async def test_the_transfer_register_by_period_region_and_item(client: Any, node
     cli = _cli("compliance", "transfers", "--region", "kz", "--peer", "ru", "--csv")
     assert cli.exit_code == 0 and cli.stdout.splitlines()[1].startswith("out,ru,1,")
     assert (await client.get("/api/v1/compliance/transfers", headers=bearer(issue_token(node, "m", [Role.MODERATOR])))).status_code == 403
+
+
+async def test_each_register_row_carries_its_own_manifest_signatures_and_verdicts(client: Any, node: Settings) -> None:  # noqa: F811
+    """An item sent in three manifests: #1 rejected (the item skipped because another was refused), #2 applied, #3 not
+    answered yet. Each row shows that manifest's verdicts, not the item's latest, and the envelope's own signatures."""
+    import datetime
+
+    item, other = uuid.uuid4(), uuid.uuid4()
+    day = datetime.datetime(2026, 3, 2, 12, tzinfo=datetime.UTC)
+    key = node.signing_key
+    first, _, first_hash = manifest.build(
+        origin="kz", target="ru", sequence=1, previous="", keys=[key],
+        items=[manifest.upsert_item(str(item), 1, DOC), manifest.upsert_item(str(other), 1, DOC)],
+    )  # fmt: skip
+    second, _, second_hash = manifest.build(
+        origin="kz", target="ru", sequence=2, previous=first_hash, items=[manifest.upsert_item(str(item), 1, DOC)], keys=[key]
+    )
+    third, _, third_hash = manifest.build(
+        origin="kz", target="ru", sequence=3, previous=second_hash, items=[manifest.upsert_item(str(item), 2, DOC)], keys=[key]
+    )
+    rejected = _receipt("kz", "ru", 1, first_hash, (item, 1, "skipped", "manifest.rejected"), (other, 1, "refused", "policy.language"))
+    applied = _receipt("kz", "ru", 2, second_hash, (item, 1, "applied", ""))
+    with Session(sync_db(node)) as session, session.begin():
+        for sequence, (env, digest, status, receipt) in enumerate(
+            [(first, first_hash, "rejected", rejected), (second, second_hash, "applied", applied), (third, third_hash, "delivered", None)],
+            start=1,
+        ):
+            at = day + datetime.timedelta(hours=sequence)
+            # The send-stage verdicts the outbound worker writes in the manifest's own transaction, just before it.
+            for sent_id, version in manifest_items(env):
+                session.add(Verdict(item_id=sent_id, version=version, origin="kz", target="ru", stage="send", accepted=True, reasons=[],
+                                    created_at=at - datetime.timedelta(seconds=1)))  # fmt: skip
+            session.add(
+                ManifestOut(target="ru", sequence=sequence, manifest_hash=digest, envelope=env.encode(), items=len(manifest_items(env)),
+                            bytes=len(env.encode()), status=status, created_at=at,
+                            receipt=msgspec.to_builtins(receipt) if receipt else None)
+            )  # fmt: skip
+    officer = bearer(issue_token(node, "officer-1", [Role.COMPLIANCE]))
+    rows = (await client.get(f"/api/v1/compliance/transfers?item={item}", headers=officer)).json()["transfers"]
+    assert [(r["sequence"], r["status"], r["versions"], r["verdicts"], r["verdicts_from"]) for r in rows] == [
+        (1, "rejected", {str(item): 1, str(other): 1}, {str(item): "skipped", str(other): "rejected"}, "receipt"),
+        (2, "applied", {str(item): 1}, {str(item): "accepted"}, "receipt"),
+        (3, "delivered", {str(item): 2}, {str(item): "accepted"}, "send"),
+    ]
+    public = key.public_key()
+    for row, env in zip(rows, (first, second, third), strict=True):
+        assert row["signatures"] == [{"keyid": key_id(public), "sig": env.signatures[0].sig}]
+        # The value is the manifest's real signature: it verifies over the stored payload.
+        public.verify(base64.b64decode(row["signatures"][0]["sig"]), pae(env.payloadType, env.payload_bytes()))
+    table = list(csv.DictReader(io.StringIO((await client.get("/api/v1/compliance/transfers?format=csv", headers=officer)).text)))
+    first_verdicts = " ".join(f"{k}={v}" for k, v in sorted({str(item): "skipped", str(other): "rejected"}.items()))
+    assert [(r["sequence"], r["verdicts"], r["verdicts_from"], r["signatures"]) for r in table] == [
+        ("1", first_verdicts, "receipt", f"{key_id(public)}:{first.signatures[0].sig}"),
+        ("2", f"{item}=accepted", "receipt", f"{key_id(public)}:{second.signatures[0].sig}"),
+        ("3", f"{item}=accepted", "send", f"{key_id(public)}:{third.signatures[0].sig}"),
+    ]
+    assert table[0]["versions"] == f"{item}=1 {other}=1"
+
+
+def manifest_items(envelope: Envelope) -> list[tuple[uuid.UUID, int]]:
+    body = msgspec.json.decode(envelope.payload_bytes(), type=manifest.ManifestBody)
+    return [(uuid.UUID(i.id), i.version) for i in body.items]

@@ -114,7 +114,7 @@ def transfers_command(
     region: str, since: datetime.datetime | None, until: datetime.datetime | None, peer: str | None, item: uuid.UUID | None, as_csv: bool,
     as_json: bool,
 ) -> None:  # fmt: skip
-    """Every manifest sent or received: items, categories, bytes, verdicts, signing key ids."""
+    """Every manifest sent or received: items, categories, bytes, that manifest's verdicts, its signatures."""
     from sqlalchemy.orm import Session
 
     from medplat.compliance import transfers as register
@@ -133,7 +133,7 @@ def transfers_command(
         verdicts = ", ".join(f"{v} {sum(1 for x in t.verdicts.values() if x == v)}" for v in sorted(set(t.verdicts.values())))
         click.echo(
             f"{t.at}  {arrow}  #{t.sequence}  {t.status:9} {t.items} items {t.bytes} B  [{' '.join(t.categories)}]  "
-            f"{verdicts or 'no verdicts'}  key {t.key_ids[0][:12] if t.key_ids else '-'}"
+            f"{verdicts or 'no verdicts'}  key {t.signatures[0]['keyid'][:12] if t.signatures else '-'}"
         )
     click.echo(f"{len(found)} manifests")
 
