@@ -104,8 +104,17 @@ class ScanResult:
             totals[self.severities[check]] += count
         return {s.value: totals.get(s.value, 0) for s in Severity}
 
+    def per_check(self) -> dict[str, dict[str, Any]]:
+        """Each check run: passed (no critical finding, no violation) and how many objects it found per severity."""
+        table = {check: {"passed": True, **{s.value: 0 for s in Severity}} for check in sorted(self.checks)}
+        for counter, count in self.counts.items():
+            entry = table.setdefault(counter.split(".", 1)[0], {"passed": True, **{s.value: 0 for s in Severity}})
+            entry[self.severities[counter]] += count
+            entry["passed"] = entry["passed"] and Severity(self.severities[counter]) not in FAILING
+        return table
+
     def summary(self) -> dict[str, Any]:
-        """Counts only, for the signed report and the federation view."""
+        """Counts only, for the signed report."""
         return {
             "ok": self.ok,
             "checks": sorted(self.checks),
