@@ -172,6 +172,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "MEDFED_REGION": "kz", "MEDFED_DATABASE_URL": url, "MEDFED_SYNC_DATABASE_URL": url, "MEDFED_S3_ENDPOINT": sw.endpoint,
             "MEDFED_S3_ACCESS_KEY": sw.access_key, "MEDFED_S3_SECRET_KEY": sw.secret_key, "MEDFED_BROKER_URL": "redis://unused",
             "MEDFED_SIGNING_KEY_FILE": str(key), "MEDFED_DATA_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "MEDFED_DEPLOYMENT": "local",
         }  # fmt: skip
         os.environ.update(env)
         get_settings.cache_clear()

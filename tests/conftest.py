@@ -86,6 +86,7 @@ def node_env(engines: Engines, database_url: str, key_dir: Path, region: str = "
         "MEDFED_SIGNING_KEY_FILE": str(key),
         "MEDFED_DATA_KEY": base64.b64encode(b"k" * 32).decode(),
         "MEDFED_PEERS": "ru=http://ru.node.test,uz=http://uz.node.test",
+        "MEDFED_DEPLOYMENT": "local",
     }
 
 

@@ -1,5 +1,6 @@
 """Issue 5's acceptance on `medfed up`, as an operator types it: a signed residency report verifies and one changed
-byte does not; `medfed audit verify` passes on the running federation and fails after a hand edit in PostgreSQL."""
+byte does not; each node's scan is clean and the federation view is built from the three nodes' signed summaries;
+`medfed audit verify` passes on the running federation and fails after a hand edit in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -49,6 +50,25 @@ def test_report_verify_and_audit_verify_on_the_local_federation(federation: tupl
     invalid = medfed_cli(launcher, "compliance", "verify", str(changed))
     assert invalid.returncode == 1 and invalid.stderr.startswith(f"invalid: {changed}: "), invalid.stderr
     assert len(invalid.stderr.splitlines()) == 1
+
+    # Loopback stores, accepted because `medfed up` says the nodes are local (MEDFED_DEPLOYMENT=local).
+    summaries = []
+    for code in ("ru", "kz", "uz"):
+        scanned = medfed_cli(launcher, "compliance", "scan", "--region", code)
+        assert scanned.returncode == 0 and scanned.stdout.startswith(f"{code} residency scan passed: 0 critical, 0 violation, 0 warning ")
+        summaries.append(str(tmp_path / f"s_{code}.json"))
+        made = medfed_cli(launcher, "compliance", "summary", "--region", code, "--out", summaries[-1])
+        assert made.returncode == 0 and made.stdout.startswith(f"{code}: signed residency summary written to "), made.stderr
+    view = medfed_cli(launcher, "compliance", "federation", *summaries)
+    assert view.returncode == 0, view.stderr
+    assert view.stdout.splitlines()[-1].startswith("federation (3 nodes, keys from federation trust file version 1 in ")
+    assert view.stdout.splitlines()[-1].endswith(": all ok; 0 manifests out, 0 in; separate clusters: yes")
+    refused = medfed_cli(launcher, "compliance", "federation", summaries[0], str(report))
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        f"invalid: {report}: a residency report, not a residency summary: "
+        "the federation view is built from each node's signed summary (`medfed compliance summary`) only\n"
+    )
 
     passed = medfed_cli(launcher, "audit", "verify", "--region", "kz")
     assert passed.returncode == 0, passed.stdout + passed.stderr

@@ -150,6 +150,30 @@ async def test_staff_reading_personal_data_leaves_an_audit_leaf(client: Any, nod
         assert "Officer" not in str(session.execute(text("SELECT string_agg(convert_from(entry, 'UTF8'), '') FROM audit.leaf")).scalar())
 
 
+async def test_the_cli_scan_and_report_leave_the_access_leaf_the_api_leaves(client: Any, node: Settings, tmp_path: Path) -> None:  # noqa: F811
+    """Their findings name personal rows (here a doctor of another country), so each run is a staff access: the CLI's
+    operator is the OS account (as `medfed token issue` names it), the API's the token's subject."""
+    doctor = await _doctor(client, node)
+    with Session(sync_db(node)) as session, session.begin():
+        session.execute(text("UPDATE personal.doctor SET home_region = 'ru', citizenship = 'RU' WHERE id = :id"), {"id": doctor["id"]})
+    assert _leaves(node, "personal_data_access") == []
+    scanned = CliRunner().invoke(main, ["compliance", "scan", "--region", "kz"])
+    assert scanned.exit_code == 1 and f"personal.doctor#{doctor['id']}" in scanned.stdout  # a failing scan is logged too
+    operator = staff_ref(getpass.getuser())
+    assert _leaves(node, "personal_data_access") == [{"staff": operator, "what": "residency_scan", "findings": 2}]
+    reported = CliRunner().invoke(main, ["compliance", "report", "--region", "kz", "--out", str(tmp_path / "r.json")])
+    assert reported.exit_code == 0, reported.output
+    officer = staff(node, Role.COMPLIANCE, "officer-1")
+    assert (await client.get("/api/v1/compliance/scan", headers=officer)).status_code == 200
+    assert (await client.get("/api/v1/compliance/report", headers=officer)).status_code == 200
+    assert _leaves(node, "personal_data_access") == [
+        {"staff": operator, "what": "residency_scan", "findings": 2},
+        {"staff": operator, "what": "residency_report", "findings": 2},
+        {"staff": "officer-1", "what": "residency_scan", "findings": 2},
+        {"staff": "officer-1", "what": "residency_report", "findings": 2},
+    ]
+
+
 def test_a_staff_token_is_printed_only_after_its_grant_is_logged(node: Settings, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     issued = CliRunner().invoke(
         main, ["token", "issue", "--region", "kz", "--role", "moderator", "--role", "director", "--subject", "moderator-7", "--ttl", "600"]

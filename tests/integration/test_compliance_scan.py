@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,9 +17,11 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from medplat.cli import main
+from medplat.compliance.scan import tunnelled_to
 from medplat.config import Settings
 from medplat.domain.content.models import ContentItem, ContentMedia
 from medplat.node import object_store, sync_db
@@ -71,7 +74,7 @@ async def test_a_clean_node_passes_the_scan(client: Any, node: Settings) -> None
     result = _cli("compliance", "scan", "--region", "kz")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [result.stdout.splitlines()[-1]]
-    assert result.stdout.startswith("kz residency scan passed: 0 critical, 0 violation, 0 warning (7 checks, ")
+    assert result.stdout.startswith("kz residency scan passed: 0 critical, 0 violation, 0 warning (8 checks, ")
     report = json.loads(_cli("compliance", "scan", "--region", "kz", "--json").stdout)
     assert (report["ok"], report["findings"], report["by_check"]) == (True, [], {})
 
@@ -131,7 +134,7 @@ async def test_each_planted_violation_is_caught_with_its_exact_finding(client: A
         "(fix: map it with a model declaring residency, category, legal basis and retention, or drop it)",
         "kz VIOLATION schema: shared.content_item.author_phone: a column the code does not declare "
         "(fix: add it to its model (and a migration), or drop it)",
-        "kz residency scan FAILED: 4 critical, 2 violation, 0 warning (7 checks, " + lines[-1].split("(7 checks, ")[1],
+        "kz residency scan FAILED: 4 critical, 2 violation, 0 warning (8 checks, " + lines[-1].split("(8 checks, ")[1],
     ]
     assert "555 98 76" not in result.output and "5559876" not in result.output
     assert KZ_DOCTOR["full_name"] not in result.output
@@ -230,3 +233,99 @@ async def test_the_data_map_comes_from_the_declarations_and_names_the_real_store
     phone = next(r for r in rows if r["table"] == "personal.doctor" and r["column"] == "phone")
     assert (phone["cluster_id"], phone["schema"], phone["encrypted"], phone["legal_basis"]) == (cluster, "personal", "True", "contract")
     assert any(r["kind"] == "prefix" and r["bucket"] == settings.shared_bucket and r["prefix"] == "received/" for r in rows)
+
+
+OUTSIDE = (
+    "a store the node is configured to use is outside Kazakhstan: the host is not under yandexcloud.kz, ps.kz, medfed.kz "
+    "(regions/kz/infra.json) (fix: move the store into Kazakhstan and point the variable at its host there; "
+    "if the host is in Kazakhstan, add its domain to host_suffixes in regions/kz/infra.json)"
+)
+
+
+async def test_a_database_and_an_object_store_configured_outside_the_country_are_caught(
+    client: Any, node: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both really answer (the same engines) under names outside Kazakhstan: libpq's hostaddr sends the connection to
+    the test cluster while the URL names the foreign host; the S3 name resolves to the test store (a DNS answer
+    faked at the boundary, in this process only)."""
+    await _clean_node(client, node)
+    url = make_url(node.database_url)
+    monkeypatch.setenv(
+        "MEDFED_DATABASE_URL",
+        url.set(host="pg.eu-west-1.example.com", query={"hostaddr": str(url.host)}).render_as_string(hide_password=False),
+    )
+    resolve = socket.getaddrinfo
+    foreign = "s3.eu-central-1.example.com"
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: resolve("127.0.0.1" if host == foreign else host, *a, **k))
+    monkeypatch.setenv("MEDFED_S3_ENDPOINT", node.s3_endpoint.replace("127.0.0.1", foreign))
+    result = _cli("compliance", "scan", "--region", "kz")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines == [
+        f"kz CRITICAL  stores: MEDFED_DATABASE_URL host pg.eu-west-1.example.com: {OUTSIDE}",
+        f"kz CRITICAL  stores: MEDFED_S3_ENDPOINT host {foreign}: {OUTSIDE}",
+        "kz residency scan FAILED: 2 critical, 0 violation, 0 warning (8 checks, " + lines[-1].split("(8 checks, ")[1],
+    ]
+    assert json.loads(_cli("compliance", "scan", "--region", "kz", "--json").stdout)["by_check"] == {"stores.outside_country": 2}
+
+
+async def test_loopback_stores_pass_only_in_a_local_deployment(client: Any, node: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _clean_node(client, node)
+    assert _cli("compliance", "scan", "--region", "kz").exit_code == 0  # the test node says MEDFED_DEPLOYMENT=local
+    monkeypatch.setenv("MEDFED_DEPLOYMENT", "production")
+    result = _cli("compliance", "scan", "--region", "kz")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    abroad = (
+        "the object store says the bucket is in a region outside Kazakhstan (kz1, kz-ala) (fix: move the bucket to a region of "
+        "Kazakhstan; if the region is in Kazakhstan, add it to regions in regions/kz/infra.json)"
+    )
+    loopback = (
+        "a loopback host in a production deployment: it names this machine, not a place in the country (fix: point the variable "
+        "at the store's host name under yandexcloud.kz, ps.kz, medfed.kz; on a local or development node set MEDFED_DEPLOYMENT=local)"
+    )
+    assert lines == [
+        f"kz CRITICAL  stores: s3://{node.personal_bucket} (region us-east-1): {abroad}",
+        f"kz CRITICAL  stores: s3://{node.shared_bucket} (region us-east-1): {abroad}",
+        f"kz VIOLATION stores: MEDFED_DATABASE_URL host 127.0.0.1: {loopback}",
+        f"kz VIOLATION stores: MEDFED_S3_ENDPOINT host 127.0.0.1: {loopback}",
+        f"kz VIOLATION stores: MEDFED_SYNC_DATABASE_URL host 127.0.0.1: {loopback}",
+        "kz residency scan FAILED: 2 critical, 3 violation, 0 warning (8 checks, " + lines[-1].split("(8 checks, ")[1],
+    ]
+
+
+async def test_the_sync_role_must_reach_the_data_maps_database(client: Any, node: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both URLs on loopback in the country's sense, but the sync workers' URL names another database of the cluster,
+    then a port nothing answers on: the live identity, not the configuration's host, tells."""
+    await _clean_node(client, node)
+    with sync_db(node).connect() as conn:
+        cluster, database = conn.execute(text("SELECT system_identifier::text, current_database() FROM pg_control_system()")).one()
+    sync = make_url(node.sync_database_url)
+    monkeypatch.setenv("MEDFED_SYNC_DATABASE_URL", sync.set(database="postgres").render_as_string(hide_password=False))
+    report = json.loads(_cli("compliance", "scan", "--region", "kz", "--json").stdout)
+    assert [(f["severity"], f["object"], f["problem"]) for f in report["findings"]] == [
+        ("violation", f"MEDFED_SYNC_DATABASE_URL cluster {cluster} database postgres",
+         f"the database answering is not the data map's (cluster {cluster}, database {database})"),
+    ]  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("MEDFED_SYNC_DATABASE_URL", sync.set(port=closed).render_as_string(hide_password=False))
+    report = json.loads(_cli("compliance", "scan", "--region", "kz", "--json").stdout)
+    assert [(f["severity"], f["object"], f["problem"]) for f in report["findings"]] == [
+        ("violation", "MEDFED_SYNC_DATABASE_URL", "the configured database does not answer"),
+    ]
+    assert report["ok"] is False
+
+
+def test_a_loopback_connection_answered_from_another_machine_is_a_tunnel() -> None:
+    """The rule behind stores.tunnelled (the test engines listen on loopback only, so no server here answers otherwise)."""
+    assert tunnelled_to([("host", "127.0.0.1")], "203.0.113.7") is True
+    assert tunnelled_to([("host", "localhost")], "10.20.1.31") is True
+    assert tunnelled_to([("host", "")], "192.0.2.1") is True  # the local socket, answered over TCP by another host
+    assert tunnelled_to([("host", "127.0.0.1")], "127.0.0.1") is False
+    assert tunnelled_to([("host", "::1")], "::1") is False
+    assert tunnelled_to([("host", "db.kz.prod.medfed.kz")], "10.20.1.31") is False  # not loopback: the host check judges it
+    # libpq connects to hostaddr, not to the host it names.
+    assert tunnelled_to([("host", "pg.example.com"), ("hostaddr", "127.0.0.1")], "203.0.113.7") is True
+    assert tunnelled_to([("host", "localhost"), ("hostaddr", "10.20.1.31")], "10.20.1.31") is False

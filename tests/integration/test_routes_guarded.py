@@ -91,6 +91,7 @@ def test_the_accounts_routes_admit_exactly_these_roles(client: Any) -> None:
         "GET /api/v1/compliance/datamap": "compliance",
         "GET /api/v1/compliance/report": "compliance",
         "GET /api/v1/compliance/scan": "compliance",
+        "GET /api/v1/compliance/summary": "compliance",
         "GET /api/v1/compliance/transfers": "compliance",
         "POST /api/v1/compliance/federation/summary": "hq",
     }

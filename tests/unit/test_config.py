@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from medplat.config import ConfigError, known_regions, load_region, region_for_citizenship, regions_dir, settings_from_env
+from medplat.config import ConfigError, known_regions, load_infra, load_region, region_for_citizenship, regions_dir, settings_from_env
 
 
 @pytest.fixture
@@ -53,6 +53,17 @@ def test_a_complete_environment_gives_settings(env: dict[str, str]) -> None:
     assert settings.peers == {"ru": "https://ru.example", "kz": "https://kz.example"}
     assert settings.shared_bucket == "medfed-uz-shared"
     assert len(settings.data_key) == 32
+    assert settings.deployment == "production"  # loopback stores are a finding unless MEDFED_DEPLOYMENT=local
+    assert settings_from_env({**env, "MEDFED_DEPLOYMENT": "local"}).deployment == "local"
+
+
+def test_every_region_declares_its_countrys_hosts() -> None:
+    """The residency scanner's stores check reads the same infra.json as terraform, checkov and ansible."""
+    assert load_infra("kz").host_suffixes == ("yandexcloud.kz", "ps.kz", "medfed.kz")
+    assert load_infra("kz").allows_host("db.kz.prod.medfed.kz") and load_infra("kz").allows_host("PS.KZ.")
+    assert not load_infra("kz").allows_host("notps.kz") and not load_infra("kz").allows_host("medfed.kz.example.com")
+    regions = {code: load_infra(code).regions for code in known_regions()}
+    assert regions == {"kz": ("kz1", "kz-ala"), "ru": ("ru-central1",), "uz": ("uz-tas",)}
 
 
 @pytest.mark.parametrize(
@@ -70,6 +81,7 @@ def test_a_complete_environment_gives_settings(env: dict[str, str]) -> None:
         ({"MEDFED_DATA_KEY": "not base64!"}, "MEDFED_DATA_KEY is not base64"),
         ({"MEDFED_DATA_KEY": base64.b64encode(b"short").decode()}, "MEDFED_DATA_KEY must decode to 32 bytes, it has 5"),
         ({"MEDFED_PEERS": "ru"}, "MEDFED_PEERS must look like 'ru=https://ru.example,uz=https://uz.example'; got a part 'ru'"),
+        ({"MEDFED_DEPLOYMENT": "dev"}, "MEDFED_DEPLOYMENT must be production or local, not 'dev'"),
     ],
 )
 def test_bad_configuration_is_one_clear_line(env: dict[str, str], change: dict[str, str], message: str) -> None:

@@ -1,8 +1,9 @@
-"""`medfed compliance`: the data map, the residency scan, the transfer register, signed reports and their offline
-verification, the federation summary, and data-subject request deadlines.
+"""`medfed compliance`: the data map, the residency scan, the transfer register, signed reports and summaries and their
+offline verification, the federation view, and data-subject request deadlines.
 
 `--region X` picks the node as in cli_content (the environment when MEDFED_REGION is X, otherwise the local
-federation's `.medfed/X/node.env`). `verify` and `summary` need no node at all: they read files and the trust folder.
+federation's `.medfed/X/node.env`). `verify` and `federation` need no node at all: they read files and the trust
+folder.
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ def _utc(day: datetime.datetime | None, *, end: bool = False) -> datetime.dateti
     return moment + datetime.timedelta(days=1) if end else moment
 
 
+def _log_access(engine: Any, what: str, **counts: int) -> None:
+    """A staff personal-data-access leaf for what this command is about to show, committed before it is shown; the
+    operator is the OS account that runs the command, as `medfed token issue` names it."""
+    import getpass
+
+    from sqlalchemy.orm import Session
+
+    from medplat.compliance.hooks import personal_access
+
+    with Session(engine) as session, session.begin():
+        personal_access(session, getpass.getuser(), what, **counts)
+
+
 @compliance.command("datamap")
 @click.option("--region", required=True)
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
@@ -66,8 +80,11 @@ def scan_command(region: str, as_json: bool) -> None:
     from medplat.node import object_store
 
     settings = use_region(region)
-    with region_engine(settings) as engine, service.snapshot(engine) as session:
-        _, result = service.run_scan(session, settings, object_store(settings))
+    with region_engine(settings) as engine:
+        with service.snapshot(engine) as session:
+            _, result = service.run_scan(session, settings, object_store(settings))
+        # The findings name personal rows: no leaf, no findings (as the API's /scan).
+        _log_access(engine, "residency_scan", findings=len(result.findings))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -98,7 +115,7 @@ def transfers_command(
     region: str, since: datetime.datetime | None, until: datetime.datetime | None, peer: str | None, item: uuid.UUID | None, as_csv: bool,
     as_json: bool,
 ) -> None:  # fmt: skip
-    """Every manifest sent or received: items, categories, bytes, verdicts, signing key ids."""
+    """Every manifest sent or received: items, categories, bytes, that manifest's verdicts, its signatures."""
     from sqlalchemy.orm import Session
 
     from medplat.compliance import transfers as register
@@ -117,7 +134,7 @@ def transfers_command(
         verdicts = ", ".join(f"{v} {sum(1 for x in t.verdicts.values() if x == v)}" for v in sorted(set(t.verdicts.values())))
         click.echo(
             f"{t.at}  {arrow}  #{t.sequence}  {t.status:9} {t.items} items {t.bytes} B  [{' '.join(t.categories)}]  "
-            f"{verdicts or 'no verdicts'}  key {t.key_ids[0][:12] if t.key_ids else '-'}"
+            f"{verdicts or 'no verdicts'}  key {t.signatures[0]['keyid'][:12] if t.signatures else '-'}"
         )
     click.echo(f"{len(found)} manifests")
 
@@ -138,8 +155,10 @@ def report_command(region: str, out: Path, fmt: str, since: datetime.datetime | 
     from medplat.node import object_store
 
     settings = use_region(region)
-    with region_engine(settings) as engine, service.snapshot(engine) as session:
-        document, signed = service.signed_report(session, settings, object_store(settings), _utc(since), _utc(until, end=True))
+    with region_engine(settings) as engine:
+        with service.snapshot(engine) as session:
+            document, signed = service.signed_report(session, settings, object_store(settings), _utc(since), _utc(until, end=True))
+        _log_access(engine, "residency_report", findings=len(document["scan"]["findings"]))
     json_path = out if fmt == "json" else out.with_suffix(".json")
     json_path.write_bytes(signed)
     if fmt == "csv":
@@ -151,6 +170,26 @@ def report_command(region: str, out: Path, fmt: str, since: datetime.datetime | 
     click.echo(
         f"{region}: signed residency report written to {written} "
         f"(scan {'ok' if scan['ok'] else 'FAILED'}, audit size {document['audit']['size']})"
+    )
+
+
+@compliance.command("summary")
+@click.option("--region", required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "since", type=DAY)
+@click.option("--to", "until", type=DAY)
+def summary_command(region: str, out: Path, since: datetime.datetime | None, until: datetime.datetime | None) -> None:
+    """Build this node's summary for the HQ officer (counts and verdicts only) and sign it with the node's key."""
+    from medplat.compliance import service
+    from medplat.node import object_store
+
+    settings = use_region(region)
+    with region_engine(settings) as engine, service.snapshot(engine) as session:
+        document, signed = service.signed_summary(session, settings, object_store(settings), _utc(since), _utc(until, end=True))
+    out.write_bytes(signed)
+    click.echo(
+        f"{region}: signed residency summary written to {out} "
+        f"(scan {'ok' if document['scan']['ok'] else 'FAILED'}, audit size {document['audit']['size']})"
     )
 
 
@@ -191,7 +230,7 @@ def _keys(trust_dir: Path | None, key: Path | None) -> tuple[Any, list[Any] | No
 )
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="the node's public key instead of the trust file")
 def verify_command(file: Path, trust_dir: Path | None, key: Path | None) -> None:
-    """Check a signed report (or destruction act) offline: prints `valid` or one line naming what is wrong."""
+    """Check a signed report, summary or destruction act offline: prints `valid` or one line naming what is wrong."""
     from medplat.compliance import report as reports
 
     keys_of, explicit, source = _keys(trust_dir, key)
@@ -206,41 +245,53 @@ def verify_command(file: Path, trust_dir: Path | None, key: Path | None) -> None
                f"signed by key {verified.key_id[:16]} ({source}){cosigned}")  # fmt: skip
 
 
-@compliance.command("summary")
+@compliance.command("federation")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--trust-dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
-def summary_command(files: tuple[Path, ...], trust_dir: Path | None, as_json: bool) -> None:
-    """The federation view: verify each node's signed report, then sum counts and verdicts (never a record)."""
+def federation_command(files: tuple[Path, ...], trust_dir: Path | None, as_json: bool) -> None:
+    """The federation view: verify each node's signed summary, then sum counts and verdicts (never a record)."""
     from medplat.compliance import report as reports
 
     keys_of, _, source = _keys(trust_dir, None)
     verified = []
+    seen: dict[str, Path] = {}
     for file in files:
         try:
-            verified.append(reports.verify(file.read_bytes(), keys_of))
+            summary = reports.verify(file.read_bytes(), keys_of, expect=reports.SUMMARY_PAYLOAD_TYPE)
         except reports.ReportError as exc:
             click.echo(f"invalid: {file}: {exc.message}", err=True)
             sys.exit(1)
-    summary = reports.federation_summary(verified)
+        region = summary.document["region"]
+        if region in seen:
+            click.echo(f"invalid: {file}: a second summary of {region} (the first is {seen[region]}): give one summary per node", err=True)
+            sys.exit(1)
+        seen[region] = file
+        verified.append(summary)
+    view = reports.federation_summary(verified)
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps(view, indent=2))
         return
-    for code, node in summary["nodes"].items():
+    for code, node in view["nodes"].items():
         sev = node["by_severity"]
+        failed = f", failed: {', '.join(node['failed_checks'])}" if node["failed_checks"] else ""
         moved = (
-            "; ".join(f"{t['direction']} {t['peer']}: {t['manifests']} manifests {t['items']} items" for t in node["transfers"])
+            "; ".join(
+                f"{t['direction']} {t['peer']}: {t['manifests']} manifests {t['items']} items {t['bytes']} B" for t in node["transfers"]
+            )
             or "no transfers"
         )
+        dsr = node["dsr"]
         click.echo(
             f"{code}: scan {'ok' if node['scan_ok'] else 'FAILED'} ({sev['critical']} critical, {sev['violation']} violations, "
-            f"{sev['warning']} warnings); {moved}; audit {node['audit_size']} leaves, "
-            f"cosigned by {', '.join(node['checkpoint_cosigned_by']) or 'nobody'}"
+            f"{sev['warning']} warnings{failed}); {moved}; requests open {sum(dsr['open'].values())} "
+            f"({dsr['open']['overdue']} overdue), answered late {dsr['answered']['late']}; audit {node['audit']['size']} leaves, "
+            f"cosigned by {', '.join(node['audit']['cosigned_by']) or 'nobody'}"
         )
-    t = summary["totals"]
+    t = view["totals"]
     click.echo(
-        f"federation ({len(summary['nodes'])} nodes, {source}): {'all ok' if summary['all_ok'] else 'NOT all ok'}; "
-        f"{t['manifests_out']} manifests out, {t['manifests_in']} in; separate clusters: {'yes' if summary['separate_clusters'] else 'NO'}"
+        f"federation ({len(view['nodes'])} nodes, {source}): {'all ok' if view['all_ok'] else 'NOT all ok'}; "
+        f"{t['manifests_out']} manifests out, {t['manifests_in']} in; separate clusters: {'yes' if view['separate_clusters'] else 'NO'}"
     )
 
 

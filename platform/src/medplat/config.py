@@ -84,6 +84,31 @@ class RegionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     statistics: StatisticsConfig = StatisticsConfig()
 
 
+class InfraConfig(msgspec.Struct, frozen=True):
+    """What regions/<code>/infra.json says about where the country's infrastructure may be (the same file
+    terraform/modules/region-policy, the checkov rules, tests/infra and ansible's residency_guard read)."""
+
+    name: str
+    regions: tuple[str, ...]
+    """The cloud regions in the country (an object store reports its buckets' region by one of these names)."""
+    host_suffixes: tuple[str, ...]
+    """Every endpoint's host is one of these or a name under one of them."""
+
+    def allows_host(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return any(host == s or host.endswith("." + s) for s in self.host_suffixes)
+
+
+def load_infra(code: str, directory: Path | None = None) -> InfraConfig:
+    path = (directory or regions_dir()) / code / "infra.json"
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=InfraConfig)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: every region declares its country's hosts there") from None
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def regions_dir() -> Path:
     """Where the regions' data lives: $MEDFED_REGIONS_DIR, the copy inside the wheel, or the source tree."""
     if explicit := os.environ.get(f"{ENV_PREFIX}REGIONS_DIR"):
@@ -148,6 +173,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     trust_dir: str = ""
     """The federation trust file's folder (versions 1.trust.json, 2.trust.json, ...)."""
+    deployment: Literal["production", "local"] = "production"
+    """local: the stores are on this machine (the local federation, tests); the residency scanner then accepts loopback
+    hosts, which in production say nothing about the country a store is in."""
     sms_sender: str = "outbox"
     email_sender: str = "outbox"
     sms_gateway_url: str = ""
@@ -217,6 +245,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     if len(data_key) != 32:
         raise ConfigError(f"{ENV_PREFIX}DATA_KEY must decode to 32 bytes, it has {len(data_key)}")
     senders = _senders(env, region)
+    raw_deployment = env.get(f"{ENV_PREFIX}DEPLOYMENT", "").strip() or "production"
+    if raw_deployment not in ("production", "local"):
+        raise ConfigError(f"{ENV_PREFIX}DEPLOYMENT must be production or local, not {raw_deployment!r}")
+    deployment: Literal["production", "local"] = "local" if raw_deployment == "local" else "production"
     database_url = _require(env, "DATABASE_URL")
     if not database_url.startswith(("postgresql://", "postgresql+psycopg://")):
         raise ConfigError(f"{ENV_PREFIX}DATABASE_URL must be a postgresql:// URL")
@@ -235,6 +267,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         peers=_parse_peers(env.get(f"{ENV_PREFIX}PEERS", "")),
         log_level=env.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper(),
         trust_dir=env.get(f"{ENV_PREFIX}TRUST_DIR", "") or str(regions_dir() / "trust"),
+        deployment=deployment,
         **senders,
     )
 

@@ -190,6 +190,10 @@ class ObjectStore(Protocol):
 
     def bucket_exists(self, bucket: str) -> bool: ...
 
+    def bucket_location(self, bucket: str) -> str:
+        """The region the store itself says the bucket is in (S3 GetBucketLocation; empty means us-east-1)."""
+        ...
+
     def ensure_bucket(self, bucket: str) -> None: ...
 
     def put(
@@ -263,6 +267,13 @@ class MinioObjectStore:
 
     def bucket_exists(self, bucket: str) -> bool:
         return self._client.bucket_exists(bucket)
+
+    def bucket_location(self, bucket: str) -> str:
+        # minio's own lookup (Minio._get_region) is private and caches; this asks the store every time. The answer is a
+        # LocationConstraint element, the document's root on AWS and MinIO, inside another on SeaweedFS.
+        answer = self._signed_get(bucket, {"location": ""})
+        found = next((e.text for e in answer.iter() if e.tag.rsplit("}", 1)[-1] == "LocationConstraint"), None)
+        return (found or "").strip() or "us-east-1"
 
     def ensure_bucket(self, bucket: str) -> None:
         if not self._client.bucket_exists(bucket):

@@ -1,5 +1,6 @@
-"""Compliance endpoints: a node's officer sees their own node (data map, scan, transfer register, signed report); the
-HQ officer gets the federation summary, built only from nodes' signed reports, and nothing of any one node.
+"""Compliance endpoints: a node's officer sees their own node (data map, scan, transfer register, signed report, signed
+summary); the HQ officer gets the federation summary, built only from nodes' signed summaries, and nothing of any
+one node.
 
 A node's officer holds a token of that node (issuer and audience are the node), so "own node only" is the token
 check itself; the HQ role is refused every per-node route and the per-node role the federation route.
@@ -31,7 +32,7 @@ from medplat.node import sync_db
 from medplat.security import Role, roles
 from medsync.errors import SyncError
 
-MAX_REPORTS = 16
+MAX_SUMMARIES = 16
 
 
 def _day(value: datetime.date | None) -> datetime.datetime | None:
@@ -105,23 +106,43 @@ class ComplianceNodeController(Controller):
 
         return Response(await anyio.to_thread.run_sync(run))
 
-    @get("/report", summary="This node's signed residency report, a DSSE envelope (compliance officer)")
-    async def report(self, state: State) -> Response[bytes]:
+    @get("/report", summary="This node's signed residency report, a DSSE envelope (compliance officer; logged as an access like /scan)")
+    async def report(self, state: State, request: Request[Any, Any, Any]) -> Response[bytes]:
         settings: Settings = state.settings
+        staff = _staff(request)
 
         def run() -> bytes:
-            with service.snapshot(sync_db(settings)) as session:
-                return service.signed_report(session, settings, state.object_store)[1]
+            engine = sync_db(settings)
+            with service.snapshot(engine) as session:
+                document, signed = service.signed_report(session, settings, state.object_store)
+            with Session(engine) as session, session.begin():
+                personal_access(session, staff, "residency_report", findings=len(document["scan"]["findings"]))
+            return signed
 
         return Response(await anyio.to_thread.run_sync(run), media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="residency-{settings.region.code}.json"'})  # fmt: skip
 
+    @get(
+        "/summary", summary="This node's signed summary for the HQ officer: counts and verdicts only, a DSSE envelope (compliance officer)"
+    )
+    async def node_summary(self, state: State) -> Response[bytes]:
+        settings: Settings = state.settings
+
+        def run() -> bytes:
+            # Counts only, no row id: not an access to personal data, so no audit leaf (unlike /scan and /report).
+            with service.snapshot(sync_db(settings)) as session:
+                return service.signed_summary(session, settings, state.object_store)[1]
+
+        return Response(await anyio.to_thread.run_sync(run), media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="summary-{settings.region.code}.json"'})  # fmt: skip
+
 
 class SummaryRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    reports: Annotated[
-        tuple[Annotated[str, msgspec.Meta(max_length=reports.MAX_REPORT_BYTES)], ...], msgspec.Meta(min_length=1, max_length=MAX_REPORTS)
+    summaries: Annotated[
+        tuple[Annotated[str, msgspec.Meta(max_length=reports.MAX_REPORT_BYTES)], ...], msgspec.Meta(min_length=1, max_length=MAX_SUMMARIES)
     ]
-    """Each node's report file, as text (its exact bytes are what is verified)."""
+    """Each node's signed summary file (`medfed compliance summary`, `GET /summary`), as text: its exact bytes are
+    what is verified. A report is refused."""
 
 
 class FederationSummaryController(Controller):
@@ -129,16 +150,26 @@ class FederationSummaryController(Controller):
     tags = ["compliance"]
     guards = [roles(Role.HQ)]
 
-    @post("/summary", status_code=HTTP_200_OK, summary="Verify nodes' signed reports and sum their counts and verdicts (HQ officer)")
+    @post("/summary", status_code=HTTP_200_OK, summary="Verify nodes' signed summaries and sum their counts and verdicts (HQ officer)")
     async def summary(self, data: JSONBody[SummaryRequest], state: State) -> dict[str, Any]:
         settings: Settings = state.settings
 
         def run() -> dict[str, Any]:
             try:
                 keys_of, _ = trust_keys.from_trust_dir(Path(settings.trust_dir))
-                verified = [reports.verify(text.encode(), keys_of) for text in data.reports]
+            except SyncError as exc:
+                raise Problem(exc.message, status=503, slug="trust-unavailable", title="No federation trust file to verify with") from None
+            verified = []
+            for index, text in enumerate(data.summaries):
+                try:
+                    verified.append(reports.verify(text.encode(), keys_of, expect=reports.SUMMARY_PAYLOAD_TYPE))
+                except SyncError as exc:
+                    raise Problem(
+                        f"summaries[{index}]: {exc.message}", status=422, slug="summary-invalid", title="A summary does not verify"
+                    ) from None
+            try:
                 return reports.federation_summary(verified)
             except SyncError as exc:
-                raise Problem(exc.message, status=422, slug="report-invalid", title="A report does not verify") from None
+                raise Problem(exc.message, status=422, slug="summary-invalid", title="The summaries do not make one federation") from None
 
         return await anyio.to_thread.run_sync(run)

@@ -1,10 +1,12 @@
-"""The signed residency report of one node, its offline verification, its CSV and PDF renderings, and the federation
-summary built only from verified reports.
+"""The signed residency report of one node and its signed summary, their offline verification, the report's CSV and
+PDF renderings, and the federation view built only from verified summaries.
 
-The report is RFC 8785 JSON signed with the node's Ed25519 key as a DSSE envelope (the same envelope as manifests,
-payload type `application/vnd.medfed.residency-report+json`). It carries counts, addresses and hashes; no personal
-value. The audit checkpoint inside it is the node's signed note with the other nodes' cosignatures, so an auditor
-can check the log head against keys the node does not control.
+Both are RFC 8785 JSON signed with the node's Ed25519 key as a DSSE envelope (the same envelope as manifests, payload
+types `application/vnd.medfed.residency-report+json` and `...residency-summary+json`). The report is for the
+node's own officer: counts, and the scan's findings by address (row ids, object keys). The summary is for the HQ
+officer: counts and verdicts only, no address, no id, no key. The audit checkpoint inside either is the node's
+signed note with the other nodes' cosignatures, so an auditor can check the log head against keys the node does not
+control.
 """
 
 from __future__ import annotations
@@ -35,9 +37,13 @@ from medsync.errors import CanonicalError, SyncError
 
 SPEC = "medfed-residency-report/1"
 PAYLOAD_TYPE = "application/vnd.medfed.residency-report+json"
+SUMMARY_SPEC = "medfed-residency-summary/1"
+SUMMARY_PAYLOAD_TYPE = "application/vnd.medfed.residency-summary+json"
 ACT_SPEC = "medfed-destruction-act/1"
 ACT_PAYLOAD_TYPE = "application/vnd.medfed.destruction-act+json"
-SPECS = {PAYLOAD_TYPE: SPEC, ACT_PAYLOAD_TYPE: ACT_SPEC}
+SPECS = {PAYLOAD_TYPE: SPEC, SUMMARY_PAYLOAD_TYPE: SUMMARY_SPEC, ACT_PAYLOAD_TYPE: ACT_SPEC}
+NAMES = {PAYLOAD_TYPE: "residency report", SUMMARY_PAYLOAD_TYPE: "residency summary", ACT_PAYLOAD_TYPE: "destruction act"}
+WHY_EXPECTED = {SUMMARY_PAYLOAD_TYPE: "the federation view is built from each node's signed summary (`medfed compliance summary`) only"}
 MAX_REPORT_BYTES = 8 * 1024 * 1024
 
 KeysOf = Callable[[str], list[Ed25519PublicKey]]
@@ -53,6 +59,34 @@ def _iso(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _about(
+    spec: str, settings: Settings, now: datetime.datetime, since: datetime.datetime | None, until: datetime.datetime
+) -> dict[str, Any]:
+    """What a report or summary is about: its kind, the node's region and law, when, and the period of its transfers."""
+    region = settings.region
+    return {
+        "spec": spec,
+        "region": region.code,
+        "country": region.country,
+        "law": region.law,
+        "generated_at": _iso(now),
+        "period": {"from": _iso(since) if since else None, "to": _iso(until)},
+    }
+
+
+def _dsr_by_kind_and_status(session: Session) -> dict[str, int]:
+    from medplat.domain.accounts.models import DataSubjectRequest
+
+    kind, status = DataSubjectRequest.kind, DataSubjectRequest.status
+    rows = session.execute(select(kind, status, func.count()).group_by(kind, status)).all()
+    return {f"{k}.{s}": count for k, s, count in sorted(rows)}
+
+
+def _audit(session: Session) -> dict[str, Any]:
+    checkpoint = log.latest_checkpoint(session)
+    return {"size": log.size(session), "checkpoint": log.cosigned_note(session, checkpoint) if checkpoint is not None else None}
+
+
 def build(
     session: Session,
     settings: Settings,
@@ -63,27 +97,13 @@ def build(
     until: datetime.datetime | None = None,
 ) -> dict[str, Any]:
     """The report document (not yet signed)."""
-    from medplat.domain.accounts.models import DataSubjectRequest
-
     now = datetime.datetime.now(datetime.UTC)
     until = until or now
-    region = settings.region
-    moved = transfer_register.register(session, region.code, transfer_register.Query(since=since, until=until))
-    dsr_rows = session.execute(
-        select(DataSubjectRequest.kind, DataSubjectRequest.status, func.count()).group_by(
-            DataSubjectRequest.kind, DataSubjectRequest.status
-        )
-    ).all()
-    checkpoint = log.latest_checkpoint(session)
+    moved = transfer_register.register(session, settings.region.code, transfer_register.Query(since=since, until=until))
     location = datamap.location
     assert location is not None
     return {
-        "spec": SPEC,
-        "region": region.code,
-        "country": region.country,
-        "law": region.law,
-        "generated_at": _iso(now),
-        "period": {"from": _iso(since) if since else None, "to": _iso(until)},
+        **_about(SPEC, settings, now, since, until),
         "node": {"public_url": settings.public_url, "signing_key_id": dsse.key_id(settings.signing_key.public_key())},
         "cluster": {"system_identifier": location.cluster_id, "database": location.database, "server_version": location.server_version},
         "object_store": {"endpoint": location.s3_endpoint, "buckets": dict(sorted(location.buckets.items()))},
@@ -95,11 +115,84 @@ def build(
             "findings": [{"check": f.check, "severity": str(f.severity), "object": f.object, "problem": f.problem} for f in scan.findings],
         },
         "transfers": {"manifests": len(moved), "by_peer": list(transfer_register.totals(moved).values())},
-        "dsr": {f"{kind}.{status}": count for kind, status, count in sorted(dsr_rows)},
-        "audit": {
-            "size": log.size(session),
-            "checkpoint": log.cosigned_note(session, checkpoint) if checkpoint is not None else None,
+        "dsr": _dsr_by_kind_and_status(session),
+        "audit": _audit(session),
+    }
+
+
+def build_summary(
+    session: Session,
+    settings: Settings,
+    datamap: DataMap,
+    scan: ScanResult,
+    *,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """The summary document (not yet signed): what the HQ officer may see of the node, counts and verdicts only.
+
+    Everything in it is a count, a verdict, a code name of a check, region or status, a time, the cluster's system
+    identifier or the audit checkpoint; every string it could take from a row (a finding's object, an item id, a key)
+    stays out, and the test walks every string of a summary to hold it to that.
+    """
+    now = datetime.datetime.now(datetime.UTC)
+    until = until or now
+    moved = transfer_register.register(session, settings.region.code, transfer_register.Query(since=since, until=until))
+    location = datamap.location
+    assert location is not None
+    audit = _audit(session)
+    head = parse_note(audit["checkpoint"])[0] if audit["checkpoint"] else None
+    return {
+        **_about(SUMMARY_SPEC, settings, now, since, until),
+        "cluster": {"system_identifier": location.cluster_id},
+        "datamap": datamap.summary(),
+        "scan": {"ok": scan.ok, "by_severity": scan.by_severity(), "checks": scan.per_check()},
+        "transfers": _transfer_counts(moved),
+        "dsr": _dsr_deadlines(session, settings, scan),
+        "audit": audit | {
+            "checkpoint_size": head.size if head else None,
+            "checkpoint_root": base64.b64encode(head.root).decode() if head else None,
         },
+    }  # fmt: skip
+
+
+def _transfer_counts(moved: list[transfer_register.Transfer]) -> list[dict[str, Any]]:
+    """Per direction and peer region: manifests, items and bytes in all and by manifest status, item verdicts."""
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for t in moved:
+        entry = table.setdefault(
+            (t.direction, t.peer),
+            {"direction": t.direction, "peer": t.peer, "manifests": 0, "items": 0, "bytes": 0, "by_status": {}, "verdicts": {}},
+        )
+        status = entry["by_status"].setdefault(t.status, {"manifests": 0, "items": 0, "bytes": 0})
+        for target in (entry, status):
+            target["manifests"] += 1
+            target["items"] += t.items
+            target["bytes"] += t.bytes
+        for verdict in t.verdicts.values():
+            entry["verdicts"][verdict] = entry["verdicts"].get(verdict, 0) + 1
+    return [table[key] for key in sorted(table)]
+
+
+def _dsr_deadlines(session: Session, settings: Settings, scan: ScanResult) -> dict[str, Any]:
+    """Requests against their deadlines: open ones as the scan judged them (same snapshot), answered ones by the
+    node's local date of the answer against the deadline (extended where the law allowed it)."""
+    from medplat.domain.accounts.models import DataSubjectRequest as Dsr
+
+    answered_on = func.date(func.timezone(settings.region.timezone, Dsr.completed_at))
+    on_time = answered_on <= func.coalesce(Dsr.extended_due_on, Dsr.due_on)
+    open_, answered, in_time = session.execute(
+        select(
+            func.count().filter(Dsr.status == "received"),
+            func.count().filter(Dsr.status != "received"),
+            func.count().filter(Dsr.status != "received", on_time),
+        )
+    ).one()
+    overdue, due_soon = scan.counts.get("dsr_deadlines.overdue", 0), scan.counts.get("dsr_deadlines.due_soon", 0)
+    return {
+        "open": {"on_time": open_ - overdue - due_soon, "due_soon": due_soon, "overdue": overdue},
+        "answered": {"on_time": in_time, "late": answered - in_time},
+        "by_kind_and_status": _dsr_by_kind_and_status(session),
     }
 
 
@@ -116,13 +209,14 @@ class Verified:
     sha256: str = ""
 
 
-def verify(data: bytes, keys_of: KeysOf, explicit: list[Ed25519PublicKey] | None = None) -> Verified:
-    """Check a report file offline; ReportError with one line otherwise.
+def verify(data: bytes, keys_of: KeysOf, explicit: list[Ed25519PublicKey] | None = None, *, expect: str | None = None) -> Verified:
+    """Check a report, summary or destruction act offline; ReportError with one line otherwise.
 
     Every byte counts: the file must be exactly the envelope's own encoding, the signature must be by a trusted key
-    of the region the report names, the key id written beside it must be that key's, and the audit checkpoint inside
-    must carry the node's valid signature (cosignatures by other nodes are checked against their keys). `explicit`
-    keys, when given, replace the trust file's keys for the report's own region.
+    of the region the document names, the key id written beside it must be that key's, and the audit checkpoint
+    inside must carry the node's valid signature (cosignatures by other nodes are checked against their keys).
+    `explicit` keys, when given, replace the trust file's keys for the document's own region. `expect` (a payload
+    type) refuses any other kind of document before its signature is even checked.
     """
     try:
         envelope = dsse.Envelope.decode(data, max_bytes=MAX_REPORT_BYTES)
@@ -136,7 +230,10 @@ def verify(data: bytes, keys_of: KeysOf, explicit: list[Ed25519PublicKey] | None
         raise ReportError(f"the signed payload is not canonical JSON: {exc.message}") from None
     spec = SPECS.get(envelope.payloadType)
     if spec is None:
-        raise ReportError(f"payload type {envelope.payloadType[:80]!a} is neither a residency report nor a destruction act")
+        raise ReportError(f"payload type {envelope.payloadType[:80]!a} is not a residency report, residency summary or destruction act")
+    if expect is not None and envelope.payloadType != expect:
+        why = f": {WHY_EXPECTED[expect]}" if expect in WHY_EXPECTED else ""
+        raise ReportError(f"a {NAMES[envelope.payloadType]}, not a {NAMES[expect]}{why}")
     if not isinstance(unverified, dict) or unverified.get("spec") != spec or not isinstance(unverified.get("region"), str):
         raise ReportError(f"not a {spec} document")
     region = unverified["region"]
@@ -153,6 +250,10 @@ def verify(data: bytes, keys_of: KeysOf, explicit: list[Ed25519PublicKey] | None
             raise ReportError(f"signature: key id {signature.keyid[:16]}... is not a trusted key of {region}")
     if spec == ACT_SPEC:
         return _verified_act(unverified, region=region, keys=keys, keys_of=keys_of, key_id=envelope.signatures[0].keyid, data=data)
+    if spec == SUMMARY_SPEC:
+        cosigners = _check_checkpoint(unverified, region, keys, keys_of)
+        _check_summary_head(unverified)
+        return Verified(unverified, envelope.signatures[0].keyid, cosigners, hashlib.sha256(data).hexdigest())
     if unverified["node"].get("signing_key_id") not in trusted_ids:
         raise ReportError(
             f"the report names signing key {str(unverified['node'].get('signing_key_id'))[:16]}..., not a trusted key of {region}"
@@ -179,6 +280,16 @@ def _verified_act(
     except (ProofError, KeyError, TypeError, ValueError) as exc:
         raise ReportError(f"event log extract: {exc}") from None
     return Verified(document, key_id, cosigners, hashlib.sha256(data).hexdigest())
+
+
+def _check_summary_head(document: dict[str, Any]) -> None:
+    """The size and root a summary states are those of the checkpoint it carries (already verified)."""
+    audit = document.get("audit") or {}
+    note = audit.get("checkpoint")
+    head = parse_note(note)[0] if isinstance(note, str) else None
+    stated = (audit.get("checkpoint_size"), audit.get("checkpoint_root"))
+    if stated != ((head.size, base64.b64encode(head.root).decode()) if head else (None, None)):
+        raise ReportError("audit: the checkpoint size and root the summary states are not those of its signed checkpoint")
 
 
 def _check_checkpoint(document: dict[str, Any], region: str, keys: list[Ed25519PublicKey], keys_of: KeysOf) -> list[str]:
@@ -296,52 +407,49 @@ def _latin(text: str) -> str:
 # -- the federation view --------------------------------------------------------------------------------------
 
 
-def federation_summary(reports: list[Verified]) -> dict[str, Any]:
-    """Counts and verdicts from verified reports only: no finding's object, no row id, no personal value."""
-    regions = [r.document["region"] for r in reports]
+def federation_summary(summaries: list[Verified]) -> dict[str, Any]:
+    """Counts and verdicts from verified summaries only; a report (or anything else) is refused, so no finding's
+    object, row id or key can reach the HQ officer through here."""
+    for summary in summaries:
+        if summary.document.get("spec") != SUMMARY_SPEC:
+            raise ReportError(f"a {summary.document.get('spec')} document, not a residency summary: {WHY_EXPECTED[SUMMARY_PAYLOAD_TYPE]}")
+    regions = [s.document["region"] for s in summaries]
     duplicates = sorted({r for r in regions if regions.count(r) > 1})
     if duplicates:
-        raise ReportError(f"more than one report for {', '.join(duplicates)}: give one per node")
+        raise ReportError(f"two summaries of {', '.join(duplicates)}: give one summary per node")
     nodes: dict[str, Any] = {}
-    totals: dict[str, int] = {
-        "manifests_out": 0,
-        "manifests_in": 0,
-        "items_out": 0,
-        "bytes_out": 0,
-        "critical": 0,
-        "violation": 0,
-        "warning": 0,
-    }
-    for report in sorted(reports, key=lambda r: r.document["region"]):
-        doc = report.document
-        by_peer = doc["transfers"]["by_peer"]
-        out_ = [p for p in by_peer if p["direction"] == "out"]
-        in_ = [p for p in by_peer if p["direction"] == "in"]
+    totals = dict.fromkeys(
+        ("manifests_out", "manifests_in", "items_out", "items_in", "bytes_out", "bytes_in", "critical", "violation", "warning",
+         "dsr_open_overdue", "dsr_answered_late"), 0,
+    )  # fmt: skip
+    for summary in sorted(summaries, key=lambda s: s.document["region"]):
+        doc = summary.document
         verdicts: dict[str, int] = {}
-        for peer in by_peer:
+        for peer in doc["transfers"]:
             for verdict, count in peer["verdicts"].items():
                 verdicts[verdict] = verdicts.get(verdict, 0) + count
+            for name in ("manifests", "items", "bytes"):
+                totals[f"{name}_{peer['direction']}"] += peer[name]
         nodes[doc["region"]] = {
             "generated_at": doc["generated_at"],
             "period": doc["period"],
-            "signing_key_id": report.key_id,
-            "report_sha256": report.sha256,
+            "signing_key_id": summary.key_id,
+            "summary_sha256": summary.sha256,
             "cluster": doc["cluster"]["system_identifier"],
             "scan_ok": doc["scan"]["ok"],
             "by_severity": doc["scan"]["by_severity"],
-            "tables_by_residency": doc["datamap"]["tables_by_residency"],
-            "transfers": [{k: p[k] for k in ("direction", "peer", "manifests", "items", "bytes", "statuses", "verdicts")} for p in by_peer],
-            "verdicts": verdicts,
+            "failed_checks": sorted(name for name, check in doc["scan"]["checks"].items() if not check["passed"]),
+            "checks": doc["scan"]["checks"],
+            "datamap": doc["datamap"],
+            "transfers": doc["transfers"],
+            "verdicts": dict(sorted(verdicts.items())),
             "dsr": doc["dsr"],
-            "audit_size": doc["audit"]["size"],
-            "checkpoint_cosigned_by": report.cosigners,
+            "audit": {k: doc["audit"][k] for k in ("size", "checkpoint_size", "checkpoint_root")} | {"cosigned_by": summary.cosigners},
         }
-        totals["manifests_out"] += sum(p["manifests"] for p in out_)
-        totals["manifests_in"] += sum(p["manifests"] for p in in_)
-        totals["items_out"] += sum(p["items"] for p in out_)
-        totals["bytes_out"] += sum(p["bytes"] for p in out_)
         for severity in ("critical", "violation", "warning"):
             totals[severity] += doc["scan"]["by_severity"].get(severity, 0)
+        totals["dsr_open_overdue"] += doc["dsr"]["open"]["overdue"]
+        totals["dsr_answered_late"] += doc["dsr"]["answered"]["late"]
     clusters = [n["cluster"] for n in nodes.values()]
     return {
         "nodes": nodes,

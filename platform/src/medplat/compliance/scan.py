@@ -1,6 +1,9 @@
 """The residency scanner: the stores the node really uses against what its code declares, and the rules of section 6.
 
 Checks (each finding names a check, a severity, the object and a fix hint; never a personal value):
+- stores: the stores the configuration names (database URLs, S3 endpoint) are on hosts of the country
+  (regions/<code>/infra.json), and the live stores agree: the database reached is the data map's cluster, the sync
+  role reaches the same one, a loopback database answers from loopback, the buckets are in a region of the country;
 - declarations: every mapped class declares residency, category, legal basis and retention, in a schema of its class;
 - schema: every table and column of the live database is in the data map (an unclassified one is a violation), every
   declared table exists, and a known table in the wrong schema is named as such;
@@ -19,19 +22,24 @@ from __future__ import annotations
 
 import datetime
 import enum
+import ipaddress
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from sqlalchemy import Row, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.pool import NullPool
 
 from medplat.compliance import deadlines
 from medplat.compliance.datamap import DataMap, declared_columns
-from medplat.config import Settings
+from medplat.config import InfraConfig, Settings, load_infra
 from medplat.residency import Residency, check_mappers, check_processing
 from medplat.storage import PREFIXES, ObjectStore, all_keys
 from medsync.border import scan_document, scan_text
@@ -96,8 +104,17 @@ class ScanResult:
             totals[self.severities[check]] += count
         return {s.value: totals.get(s.value, 0) for s in Severity}
 
+    def per_check(self) -> dict[str, dict[str, Any]]:
+        """Each check run: passed (no critical finding, no violation) and how many objects it found per severity."""
+        table = {check: {"passed": True, **{s.value: 0 for s in Severity}} for check in sorted(self.checks)}
+        for counter, count in self.counts.items():
+            entry = table.setdefault(counter.split(".", 1)[0], {"passed": True, **{s.value: 0 for s in Severity}})
+            entry[self.severities[counter]] += count
+            entry["passed"] = entry["passed"] and Severity(self.severities[counter]) not in FAILING
+        return table
+
     def summary(self) -> dict[str, Any]:
-        """Counts only, for the signed report and the federation view."""
+        """Counts only, for the signed report."""
         return {
             "ok": self.ok,
             "checks": sorted(self.checks),
@@ -135,6 +152,7 @@ def scan(session: Session, settings: Settings, store: ObjectStore, datamap: Data
     result = ScanResult(settings.region.code, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     out = _Collector(result)
     checks: tuple[tuple[str, Callable[[], None]], ...] = (
+        ("stores", lambda: _stores(out, session, settings, store, datamap)),
         ("declarations", lambda: _declarations(out, list(mappers))),
         ("schema", lambda: _schema(out, session, datamap)),
         ("home_region", lambda: _home_region(out, session, settings, datamap)),
@@ -151,6 +169,161 @@ def scan(session: Session, settings: Settings, store: ObjectStore, datamap: Data
     result.findings.sort(key=lambda f: (list(Severity).index(f.severity), f.check, f.object))
     result.seconds = time.perf_counter() - started
     return result
+
+
+# -- the stores themselves -------------------------------------------------------------------------------------
+
+
+def _place(host: str, infra: InfraConfig) -> str:
+    """country, loopback (this machine: a loopback address, localhost or a socket path), private or outside."""
+    if not host or host.startswith("/"):
+        return "loopback"
+    name = host.strip("[]").lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        if name == "localhost" or name.endswith(".localhost"):
+            return "loopback"
+        return "country" if infra.allows_host(name) else "outside"
+    if address.is_loopback:
+        return "loopback"
+    return "private" if address.is_private else "outside"
+
+
+def _database_hosts(url: str) -> list[tuple[str, str]]:
+    """(parameter, value) of every place a PostgreSQL URL sends the connection: its host(s), and hostaddr, which libpq
+    connects to instead of resolving the host; no host at all is the local socket."""
+    parsed = make_url(url)
+    found = [("host", h) for h in (parsed.host or "").split(",") if h]
+    for name in ("host", "hostaddr"):
+        values = parsed.query.get(name, ())
+        found += [(name, v) for value in ([values] if isinstance(values, str) else values) for v in value.split(",") if v]
+    return found or [("host", "")]
+
+
+def _stores(out: _Collector, session: Session, settings: Settings, store: ObjectStore, datamap: DataMap) -> None:
+    code, local = settings.region.code, settings.deployment == "local"
+    infra = load_infra(code)
+    table, suffixes = f"regions/{code}/infra.json", ", ".join(infra.host_suffixes)
+    endpoint = settings.s3_endpoint if "://" in settings.s3_endpoint else f"http://{settings.s3_endpoint}"
+    declared = {
+        "MEDFED_DATABASE_URL": _database_hosts(settings.database_url),
+        "MEDFED_SYNC_DATABASE_URL": _database_hosts(settings.sync_database_url),
+        "MEDFED_S3_ENDPOINT": [("host", urlsplit(endpoint).hostname or "")],
+    }
+    places: dict[str, list[str]] = defaultdict(list)
+    for variable, hosts in declared.items():
+        for parameter, host in hosts:
+            places[_place(host, infra)].append(f"{variable} {parameter} {host or '(local socket)'}")
+    out.add(
+        "stores", "outside_country", Severity.CRITICAL, places["outside"], len(places["outside"]),
+        f"a store the node is configured to use is outside {infra.name}: the host is not under {suffixes} ({table})",
+        f"move the store into {infra.name} and point the variable at its host there; "
+        f"if the host is in {infra.name}, add its domain to host_suffixes in {table}",
+    )  # fmt: skip
+    if not local:
+        out.add(
+            "stores", "loopback", Severity.VIOLATION, places["loopback"], len(places["loopback"]),
+            "a loopback host in a production deployment: it names this machine, not a place in the country",
+            f"point the variable at the store's host name under {suffixes}; on a local or development node set MEDFED_DEPLOYMENT=local",
+        )  # fmt: skip
+    out.add(
+        "stores", "private_address", Severity.WARNING, places["private"], len(places["private"]),
+        f"a private address: the scanner cannot place the network it belongs to in {infra.name}",
+        f"name the store by its host under {suffixes}",
+    )  # fmt: skip
+    _live_databases(out, session, settings, datamap, declared)
+    _bucket_regions(out, settings, store, infra, local=local)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a PostgreSQL server says about itself on one connection."""
+
+    server: str | None
+    """host(inet_server_addr()): the address it answered from; None over a local socket."""
+    cluster: str
+    database: str
+
+
+_IDENTITY = text("SELECT host(inet_server_addr()), system_identifier::text, current_database() FROM pg_control_system()")
+
+
+def _ask(url: str) -> _Answer | None:
+    from medplat.db.engine import sync_engine
+
+    engine = sync_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as conn:
+            return _Answer(*conn.execute(_IDENTITY).one())
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def _live_databases(
+    out: _Collector, session: Session, settings: Settings, datamap: DataMap, declared: dict[str, list[tuple[str, str]]]
+) -> None:
+    """What the servers say: the one the scan reads (MEDFED_DATABASE_URL) and the sync role's, against the data map."""
+    main = _Answer(*session.execute(_IDENTITY).one())
+    answers = {"MEDFED_DATABASE_URL": main, "MEDFED_SYNC_DATABASE_URL": _ask(settings.sync_database_url)}
+    location = datamap.location
+    cluster, database = (location.cluster_id, location.database) if location else (main.cluster, main.database)
+    silent = [variable for variable, answer in answers.items() if answer is None]
+    out.add(
+        "stores", "database_unanswered", Severity.VIOLATION, silent, len(silent), "the configured database does not answer",
+        "check the URL and that the server is up: the scanner cannot say where a store it cannot reach is",
+    )  # fmt: skip
+    live = {variable: answer for variable, answer in answers.items() if answer is not None}
+    other = [f"{v} cluster {a.cluster} database {a.database}" for v, a in live.items() if (a.cluster, a.database) != (cluster, database)]
+    out.add(
+        "stores", "other_cluster", Severity.VIOLATION, other, len(other),
+        f"the database answering is not the data map's (cluster {cluster}, database {database})",
+        "point MEDFED_DATABASE_URL and MEDFED_SYNC_DATABASE_URL at the same database of the node's own cluster",
+    )  # fmt: skip
+    tunnelled = [f"{v} answered from {a.server}" for v, a in live.items() if a.server and tunnelled_to(declared[v], a.server)]
+    out.add(
+        "stores", "tunnelled", Severity.VIOLATION, tunnelled, len(tunnelled),
+        "a database configured on this machine's loopback answers from another machine (a tunnel or a port forward)",
+        "connect to the database by its own host in the country, not through a forward the scanner cannot place",
+    )  # fmt: skip
+
+
+def tunnelled_to(declared: list[tuple[str, str]], server: str) -> bool:
+    """A connection the configuration sends to this machine only, answered from another machine's address. libpq
+    connects to hostaddr when the URL gives one, else to the host(s)."""
+    targets = [host for name, host in declared if name == "hostaddr"] or [host for _, host in declared]
+    return not ipaddress.ip_address(server).is_loopback and all(_place(host, _ANYWHERE) == "loopback" for host in targets)
+
+
+_ANYWHERE = InfraConfig(name="", regions=(), host_suffixes=())
+"""For telling loopback apart only."""
+
+
+def _bucket_regions(out: _Collector, settings: Settings, store: ObjectStore, infra: InfraConfig, *, local: bool) -> None:
+    """The region each bucket is in, as the store answering at the endpoint says (a local store names no country)."""
+    misdeclared: list[str] = []
+    abroad: list[str] = []
+    for bucket in (settings.personal_bucket, settings.shared_bucket):
+        if not store.bucket_exists(bucket):
+            continue  # the objects check reports it
+        location = store.bucket_location(bucket)
+        if location != settings.s3_region:
+            misdeclared.append(f"s3://{bucket} (region {location})")
+        if not local and location not in infra.regions:
+            abroad.append(f"s3://{bucket} (region {location})")
+    out.add(
+        "stores", "outside_country", Severity.CRITICAL, abroad, len(abroad),
+        f"the object store says the bucket is in a region outside {infra.name} ({', '.join(infra.regions)})",
+        f"move the bucket to a region of {infra.name}; if the region is in {infra.name}, add it to regions in "
+        f"regions/{settings.region.code}/infra.json",
+    )  # fmt: skip
+    out.add(
+        "stores", "bucket_region", Severity.VIOLATION, misdeclared, len(misdeclared),
+        f"the object store says the bucket is in another region than the node declares (MEDFED_S3_REGION={settings.s3_region})",
+        "find out where the bucket really is; then correct MEDFED_S3_REGION or move the bucket",
+    )  # fmt: skip
 
 
 # -- declarations and the live schema -------------------------------------------------------------------------

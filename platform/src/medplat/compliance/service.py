@@ -1,4 +1,4 @@
-"""The compliance calls the CLI, the API and the Celery tasks share: one data map, one scan, one report."""
+"""The compliance calls the CLI, the API and the Celery tasks share: one data map, one scan, one report, one summary."""
 
 from __future__ import annotations
 
@@ -51,3 +51,12 @@ def signed_report(
 def record_run(engine: Engine, kind: str, *, started: datetime.datetime, seconds: float, ok: bool, counts: dict[str, Any]) -> None:
     with Session(engine) as session, session.begin():
         session.add(ComplianceRun(kind=kind, started_at=started, seconds=seconds, ok=ok, counts=counts))
+
+
+def signed_summary(
+    session: Session, settings: Settings, store: ObjectStore, since: datetime.datetime | None = None, until: datetime.datetime | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """The node's summary for the HQ officer, signed like the report (the same key, its own payload type)."""
+    current, result = run_scan(session, settings, store)
+    document = reports.build_summary(session, settings, current, result, since=since, until=until)
+    return document, reports.sign(document, settings.signing_key, reports.SUMMARY_PAYLOAD_TYPE)

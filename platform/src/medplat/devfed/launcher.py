@@ -167,6 +167,8 @@ class RegionRuntime:
             "MEDFED_PUBLIC_URL": self.node_url,
             "MEDFED_PEERS": ",".join(f"{c}={u}" for c, u in sorted(peers.items()) if c != self.code),
             "MEDFED_TRUST_DIR": str(self.root.parent / "trust"),
+            # Every store is an engine on this machine's loopback (docs/compliance.md, the stores check).
+            "MEDFED_DEPLOYMENT": "local",
         }
 
 
