@@ -13,8 +13,10 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from medplat.app import create_app
+from medplat.audit.models import AuditLeaf
 from medplat.compliance.hooks import staff_ref
 from medplat.config import Settings, StatisticsConfig
 from medplat.domain.cases.models import CasePhoto, ClinicalCase
@@ -350,6 +352,13 @@ async def test_log_lines_name_staff_as_the_audit_log_does(client: Any, settings:
     ]  # fmt: skip
     leaked = subject in stream.getvalue()
     assert not leaked, "a moderator's subject reached the log"
+    # Seeing the photo is a staff access to personal data, and an audit leaf says so, naming the moderator the same way.
+    with Session(sync_db(settings)) as session:
+        accesses = [
+            json.loads(entry)["payload"]
+            for entry in session.scalars(select(AuditLeaf.entry).where(AuditLeaf.kind == "personal_data_access").order_by(AuditLeaf.idx))
+        ]
+    assert accesses[-1] == {"staff": ref, "what": "case_photo", "case_id": case["id"], "stage": "before"}
 
 
 async def test_the_director_sees_counts_and_no_person(client: Any, settings: Settings) -> None:

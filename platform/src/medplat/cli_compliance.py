@@ -305,6 +305,8 @@ def dsr_group() -> None:
 @click.option("--open", "only_open", is_flag=True)
 def dsr_list(region: str, only_open: bool) -> None:
     """Requests with their deadlines (ids only; the list is logged as an access to personal data)."""
+    import getpass
+
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -319,7 +321,7 @@ def dsr_list(region: str, only_open: bool) -> None:
         if only_open:
             query = query.where(DataSubjectRequest.status == "received")
         rows = list(session.scalars(query))
-        personal_access(session, "cli", "dsr_list", requests=len(rows))
+        personal_access(session, getpass.getuser(), "dsr_list", requests=len(rows))
         for row in rows:
             deadline = row.extended_due_on or row.due_on
             left = deadlines.working_days_between(settings.region.country, today, deadline) if row.status == "received" else None

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from medplat.api.problems import Problem
-from medplat.compliance.hooks import staff_ref
+from medplat.compliance.hooks import personal_access_async, staff_ref
 from medplat.config import Settings
 from medplat.domain.accounts.models import Doctor
 from medplat.domain.accounts.schemas import Decision
@@ -167,6 +167,7 @@ class CaseService:
             raise Problem(f"this case has no {stage} photo", status=404, slug="not-found", title="Not found")
         if doctor_id is None:
             _log.info("staff.personal_access", staff=staff_ref(staff) if staff else None, case_id=str(case_id), what=f"case photo {stage}")
+            await personal_access_async(self.session, staff or "unknown", "case_photo", case_id=case_id, stage=stage)
         return photo, self.store.stream(self.settings.personal_bucket, photo.key)
 
     # -- moderation -------------------------------------------------------------------------------------
