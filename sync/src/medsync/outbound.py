@@ -264,7 +264,9 @@ def _mark(ctx: SyncContext, target: str, sequence: int, status: str) -> None:
             .where(OutboxRow.target == target, OutboxRow.manifest_sequence == sequence, OutboxRow.status == "sent")
             .values(status=status)
         )
-        session.execute(update(ChannelOut).where(ChannelOut.target == target).values(last_error=None))
+        # Only when there is an error to clear: the row is locked by the build of the next manifest meanwhile
+        # (a sender thread posts while the task builds), and a row the condition skips is not waited for.
+        session.execute(update(ChannelOut).where(ChannelOut.target == target, ChannelOut.last_error.is_not(None)).values(last_error=None))
 
 
 def _rewind(ctx: SyncContext, target: str, expected: int, offered: int) -> int:
