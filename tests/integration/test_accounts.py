@@ -423,8 +423,8 @@ async def test_log_lines_name_a_moderator_as_the_audit_log_does(
     decided = await client.post(f"/api/v1/moderation/changes/{proposed.json()['id']}/decision", json={"decision": "approve"},
                                 headers=moderator)  # fmt: skip
     assert decided.status_code == 200
-    ref = staff_ref(subject)
-    assert ref.startswith("sha256:")
+    ref = staff_ref(subject, settings.data_key)
+    assert ref.startswith("hmac:")
     lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
     assert [(line["event"], line["staff"]) for line in lines if "staff" in line] == [
         ("staff.personal_access", ref), ("doctor.verification_decided", ref), ("doctor.change_decided", ref),

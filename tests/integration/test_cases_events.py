@@ -346,7 +346,7 @@ async def test_log_lines_name_staff_as_the_audit_log_does(client: Any, settings:
     marked = await client.post(f"/api/v1/moderation/events/{congress}/attendance", json={"doctor_id": author["id"]}, headers=moderator)
     assert marked.status_code == 200
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    ref = staff_ref(subject)
+    ref = staff_ref(subject, settings.data_key)
     assert [(line["event"], line["staff"]) for line in lines if "staff" in line] == [
         ("staff.personal_access", ref), ("event.attendance_marked", ref),
     ]  # fmt: skip

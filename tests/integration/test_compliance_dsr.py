@@ -122,8 +122,9 @@ async def test_staff_reading_personal_data_leaves_an_audit_leaf(client: Any, nod
         {"staff": "moderator-7", "what": "doctor_review_list", "status": "pending", "doctors": 1},
         {"staff": "moderator-7", "what": "diploma_scan", "doctor_id": doctor["id"]},
     ]
-    # A staff subject that could be personal (an e-mail address) is logged as its hash.
-    assert accesses[2]["what"] == "dsr_list" and accesses[2]["staff"].startswith("sha256:")
+    # A staff subject that could be personal (an e-mail address) is logged as a keyed hash (the node's data key).
+    assert accesses[2]["what"] == "dsr_list" and accesses[2]["staff"] == staff_ref("Officer.One@HQ.example", node.data_key)
+    assert accesses[2]["staff"].startswith("hmac:")
     # Deciding is access too: the moderator read the scan or the change to decide it.
     decided = await client.post(f"/api/v1/moderation/doctors/{doctor['id']}/verification", json={"decision": "approve"}, headers=moderator)
     assert decided.status_code == 200
@@ -159,7 +160,7 @@ async def test_the_cli_scan_and_report_leave_the_access_leaf_the_api_leaves(clie
     assert _leaves(node, "personal_data_access") == []
     scanned = CliRunner().invoke(main, ["compliance", "scan", "--region", "kz"])
     assert scanned.exit_code == 1 and f"personal.doctor#{doctor['id']}" in scanned.stdout  # a failing scan is logged too
-    operator = staff_ref(getpass.getuser())
+    operator = staff_ref(getpass.getuser(), node.data_key)
     assert _leaves(node, "personal_data_access") == [{"staff": operator, "what": "residency_scan", "findings": 2}]
     reported = CliRunner().invoke(main, ["compliance", "report", "--region", "kz", "--out", str(tmp_path / "r.json")])
     assert reported.exit_code == 0, reported.output
@@ -182,7 +183,7 @@ def test_a_staff_token_is_printed_only_after_its_grant_is_logged(node: Settings,
     claims = jwt.decode(issued.stdout.strip(), node.signing_key.public_key(), algorithms=["EdDSA"], audience=node_identity(node))
     assert _leaves(node, "role_change") == [
         {"change": "granted", "staff": "moderator-7", "roles": ["director", "moderator"], "token_id": claims["jti"],
-         "expires": claims["exp"], "operator": staff_ref(getpass.getuser())},
+         "expires": claims["exp"], "operator": staff_ref(getpass.getuser(), node.data_key)},
     ]  # fmt: skip
     assert claims["exp"] - claims["iat"] == 600 and claims["roles"] == ["director", "moderator"]
     # The node's database down: no token, one line, nothing logged.

@@ -13,11 +13,14 @@ import json
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from medplat.cli_content import region_engine, use_region
+
+if TYPE_CHECKING:
+    from medplat.config import Settings
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -42,7 +45,7 @@ def _utc(day: datetime.datetime | None, *, end: bool = False) -> datetime.dateti
     return moment + datetime.timedelta(days=1) if end else moment
 
 
-def _log_access(engine: Any, what: str, **counts: int) -> None:
+def _log_access(engine: Any, settings: Settings, what: str, **counts: int) -> None:
     """A staff personal-data-access leaf for what this command is about to show, committed before it is shown; the
     operator is the OS account that runs the command, as `medfed token issue` names it."""
     import getpass
@@ -52,7 +55,7 @@ def _log_access(engine: Any, what: str, **counts: int) -> None:
     from medplat.compliance.hooks import personal_access
 
     with Session(engine) as session, session.begin():
-        personal_access(session, getpass.getuser(), what, **counts)
+        personal_access(session, settings.data_key, getpass.getuser(), what, **counts)
 
 
 @compliance.command("datamap")
@@ -84,7 +87,7 @@ def scan_command(region: str, as_json: bool) -> None:
         with service.snapshot(engine) as session:
             _, result = service.run_scan(session, settings, object_store(settings))
         # The findings name personal rows: no leaf, no findings (as the API's /scan).
-        _log_access(engine, "residency_scan", findings=len(result.findings))
+        _log_access(engine, settings, "residency_scan", findings=len(result.findings))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -158,7 +161,7 @@ def report_command(region: str, out: Path, fmt: str, since: datetime.datetime | 
     with region_engine(settings) as engine:
         with service.snapshot(engine) as session:
             document, signed = service.signed_report(session, settings, object_store(settings), _utc(since), _utc(until, end=True))
-        _log_access(engine, "residency_report", findings=len(document["scan"]["findings"]))
+        _log_access(engine, settings, "residency_report", findings=len(document["scan"]["findings"]))
     json_path = out if fmt == "json" else out.with_suffix(".json")
     json_path.write_bytes(signed)
     if fmt == "csv":
@@ -321,7 +324,7 @@ def dsr_list(region: str, only_open: bool) -> None:
         if only_open:
             query = query.where(DataSubjectRequest.status == "received")
         rows = list(session.scalars(query))
-        personal_access(session, getpass.getuser(), "dsr_list", requests=len(rows))
+        personal_access(session, settings.data_key, getpass.getuser(), "dsr_list", requests=len(rows))
         for row in rows:
             deadline = row.extended_due_on or row.due_on
             left = deadlines.working_days_between(settings.region.country, today, deadline) if row.status == "received" else None

@@ -292,5 +292,13 @@ def issue(region: str, roles: tuple[str, ...], subject: str, ttl: int) -> None:
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     # No log, no token: the token is printed only once the grant is committed to the audit log.
     with region_engine(settings) as engine, Session(engine) as session, session.begin():
-        role_granted(session, subject, granted, token_id=token_id, expires=int((now + lifetime).timestamp()), operator=getpass.getuser())
+        role_granted(
+            session,
+            settings.data_key,
+            subject,
+            granted,
+            token_id=token_id,
+            expires=int((now + lifetime).timestamp()),
+            operator=getpass.getuser(),
+        )
     click.echo(issue_token(settings, subject, granted, lifetime, jti=token_id, issued_at=now))

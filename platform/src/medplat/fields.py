@@ -1,7 +1,8 @@
 """Column helpers for the most sensitive personal fields: encrypted at rest, with a keyed hash for lookup.
 
-The node's data key (MEDFED_DATA_KEY) never leaves the node. Two subkeys are derived from it with HKDF so
-that the encryption key and the lookup-hash key are independent.
+The node's data key (MEDFED_DATA_KEY) never leaves the node. A subkey is derived from it with HKDF for each
+purpose (here field encryption and the lookup hash; medplat.compliance.hooks derives one for staff pseudonyms), so
+that no two purposes share a key.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from medplat.config import get_settings
 
 
 @functools.cache
-def _subkey(data_key: bytes, purpose: bytes) -> bytes:
+def subkey(data_key: bytes, purpose: bytes) -> bytes:
+    """A 32-byte key for one purpose, derived from the node's data key (HKDF-SHA256, info `medfed:<purpose>`)."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"medfed:" + purpose).derive(data_key)
 
 
 def field_encryption_key() -> bytes:
-    return _subkey(get_settings().data_key, b"field-encryption")
+    return subkey(get_settings().data_key, b"field-encryption")
 
 
 def lookup_hash(value: str, data_key: bytes | None = None) -> str:
     """Keyed hash of a normalised value, for equality lookups on an encrypted column."""
-    key = _subkey(data_key if data_key is not None else get_settings().data_key, b"lookup-hash")
+    key = subkey(data_key if data_key is not None else get_settings().data_key, b"lookup-hash")
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 

@@ -101,7 +101,7 @@ class ComplianceNodeController(Controller):
             with service.snapshot(engine) as session:
                 _, result = service.run_scan(session, settings, state.object_store)
             with Session(engine) as session, session.begin():
-                personal_access(session, staff, "residency_scan", findings=len(result.findings))
+                personal_access(session, settings.data_key, staff, "residency_scan", findings=len(result.findings))
             return result.to_json()
 
         return Response(await anyio.to_thread.run_sync(run))
@@ -116,7 +116,7 @@ class ComplianceNodeController(Controller):
             with service.snapshot(engine) as session:
                 document, signed = service.signed_report(session, settings, state.object_store)
             with Session(engine) as session, session.begin():
-                personal_access(session, staff, "residency_report", findings=len(document["scan"]["findings"]))
+                personal_access(session, settings.data_key, staff, "residency_report", findings=len(document["scan"]["findings"]))
             return signed
 
         return Response(await anyio.to_thread.run_sync(run), media_type="application/json",

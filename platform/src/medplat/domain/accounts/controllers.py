@@ -250,6 +250,11 @@ class ComplianceController(Controller):
     ) -> list[DsrRead]:
         found = await accounts.requests(status)
         await personal_access_async(
-            accounts.session, str(claims_of(request)["sub"]), "dsr_list", status=status or "any", requests=len(found)
+            accounts.session,
+            accounts.settings.data_key,
+            str(claims_of(request)["sub"]),
+            "dsr_list",
+            status=status or "any",
+            requests=len(found),
         )
         return [dsr_read(r) for r in found]

@@ -50,15 +50,15 @@ class ModerationService(AccountService):
             )
             for d, s in rows.tuples()
         ]
-        await personal_access_async(self.session, staff, "doctor_review_list", status=status, doctors=len(items))
+        await personal_access_async(self.session, self.settings.data_key, staff, "doctor_review_list", status=status, doctors=len(items))
         return items
 
     async def diploma_scan(self, doctor_id: uuid.UUID, moderator: str) -> tuple[Diploma, Iterator[bytes]]:
         diploma = await self.diploma_of((await self.doctor(doctor_id)).id)
         if diploma is None:
             raise Problem("this doctor has not uploaded a diploma", status=404, slug="not-found", title="Not found")
-        _log.info("staff.personal_access", staff=staff_ref(moderator), doctor_id=str(doctor_id), what="diploma")
-        await personal_access_async(self.session, moderator, "diploma_scan", doctor_id=doctor_id)
+        _log.info("staff.personal_access", staff=staff_ref(moderator, self.settings.data_key), doctor_id=str(doctor_id), what="diploma")
+        await personal_access_async(self.session, self.settings.data_key, moderator, "diploma_scan", doctor_id=doctor_id)
         # A generator: the bytes are fetched while the response streams (Litestar iterates it in a thread).
         return diploma, self.store.stream(self.settings.personal_bucket, diploma.key)
 
@@ -75,9 +75,19 @@ class ModerationService(AccountService):
         doctor.verified_by, doctor.verified_at = moderator, _now()
         await self.session.flush()
         await personal_access_async(
-            self.session, moderator, "verification_decision", doctor_id=doctor.id, decision=doctor.verification_status
+            self.session,
+            self.settings.data_key,
+            moderator,
+            "verification_decision",
+            doctor_id=doctor.id,
+            decision=doctor.verification_status,
         )
-        _log.info("doctor.verification_decided", doctor_id=str(doctor.id), status=doctor.verification_status, staff=staff_ref(moderator))
+        _log.info(
+            "doctor.verification_decided",
+            doctor_id=str(doctor.id),
+            status=doctor.verification_status,
+            staff=staff_ref(moderator, self.settings.data_key),
+        )
         return doctor
 
     async def changes(self, status: str, staff: str) -> list[ProfileChange]:
@@ -86,7 +96,7 @@ class ModerationService(AccountService):
         found = list(
             await self.session.scalars(select(ProfileChange).where(ProfileChange.status == status).order_by(ProfileChange.created_at))
         )
-        await personal_access_async(self.session, staff, "profile_change_list", status=status, changes=len(found))
+        await personal_access_async(self.session, self.settings.data_key, staff, "profile_change_list", status=status, changes=len(found))
         return found
 
     async def decide_change(self, change_id: uuid.UUID, decision: Decision, moderator: str) -> ProfileChange:
@@ -109,10 +119,18 @@ class ModerationService(AccountService):
         change.reason, change.reviewed_by, change.reviewed_at = reason, moderator, _now()
         await self.session.flush()
         await personal_access_async(
-            self.session, moderator, "profile_change_decision", change_id=change.id, doctor_id=change.doctor_id, decision=change.status
+            self.session,
+            self.settings.data_key,
+            moderator,
+            "profile_change_decision",
+            change_id=change.id,
+            doctor_id=change.doctor_id,
+            decision=change.status,
         )
         rectification = await self.rectification_of(change)
         if rectification is not None:
             await self._complete(rectification, "completed" if change.status == "approved" else "rejected")
-        _log.info("doctor.change_decided", change_id=str(change.id), status=change.status, staff=staff_ref(moderator))
+        _log.info(
+            "doctor.change_decided", change_id=str(change.id), status=change.status, staff=staff_ref(moderator, self.settings.data_key)
+        )
         return change

@@ -388,7 +388,7 @@ class AccountService:
             ],
             "data_subject_requests": [msgspec.to_builtins(dsr_read(r)) for r in requests],
             "clinical_cases": await CaseService(self.session, self.settings, self.store).export(doctor_id),
-            "event_registrations": await EventService(self.session).export(doctor_id),
+            "event_registrations": await EventService(self.session, self.settings).export(doctor_id),
         }
 
     async def erase(self, doctor_id: uuid.UUID) -> DataSubjectRequest:

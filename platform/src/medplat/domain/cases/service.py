@@ -166,8 +166,15 @@ class CaseService:
         if photo is None:
             raise Problem(f"this case has no {stage} photo", status=404, slug="not-found", title="Not found")
         if doctor_id is None:
-            _log.info("staff.personal_access", staff=staff_ref(staff) if staff else None, case_id=str(case_id), what=f"case photo {stage}")
-            await personal_access_async(self.session, staff or "unknown", "case_photo", case_id=case_id, stage=stage)
+            _log.info(
+                "staff.personal_access",
+                staff=staff_ref(staff, self.settings.data_key) if staff else None,
+                case_id=str(case_id),
+                what=f"case photo {stage}",
+            )
+            await personal_access_async(
+                self.session, self.settings.data_key, staff or "unknown", "case_photo", case_id=case_id, stage=stage
+            )
         return photo, self.store.stream(self.settings.personal_bucket, photo.key)
 
     # -- moderation -------------------------------------------------------------------------------------

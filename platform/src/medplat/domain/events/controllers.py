@@ -11,13 +11,14 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from medplat.config import Settings
 from medplat.domain.accounts.controllers import claims_of, me
 from medplat.domain.events.service import Attendance, AttendeeRead, EventService, RegistrationRead
 from medplat.security import Role, roles
 
 
-def provide_events(db_session: NamedDependency[AsyncSession]) -> EventService:
-    return EventService(db_session)
+def provide_events(db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]) -> EventService:
+    return EventService(db_session, settings)
 
 
 class EventController(Controller):

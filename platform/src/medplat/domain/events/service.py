@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from medplat.api.problems import Problem
 from medplat.compliance.hooks import staff_ref
+from medplat.config import Settings
 from medplat.domain.accounts.models import Doctor
 from medplat.domain.content.models import ContentItem, ContentVersion
 from medplat.domain.events.models import EventRegistration
@@ -56,8 +57,9 @@ def conflict(slug: str, detail: str) -> Problem:
 
 
 class EventService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
+        self.settings = settings
 
     async def event(self, item_id: uuid.UUID) -> ContentItem:
         item = await self.session.get(ContentItem, item_id)
@@ -143,7 +145,11 @@ class EventService:
         row.attended_at, row.marked_by = (_now(), staff) if data.attended else (None, None)
         await self.session.flush()
         _log.info(
-            "event.attendance_marked", event_id=str(item_id), doctor_id=str(data.doctor_id), attended=data.attended, staff=staff_ref(staff)
+            "event.attendance_marked",
+            event_id=str(item_id),
+            doctor_id=str(data.doctor_id),
+            attended=data.attended,
+            staff=staff_ref(staff, self.settings.data_key),
         )
         name = await self.session.scalar(select(Doctor.full_name).where(Doctor.id == data.doctor_id))
         return AttendeeRead(row.doctor_id, name or "", row.status, row.registered_at, row.attended_at, row.marked_by)
