@@ -1,5 +1,8 @@
 """Peer URLs a node may call: https://, or plain http:// only on loopback; anything else is refused before a
-request leaves (`transport.insecure_peer`), whether the URL came from MEDFED_PEERS or the trust file."""
+request leaves (`transport.insecure_peer`), whether the URL came from MEDFED_PEERS or the trust file.
+
+What delivery and apply make of the refusal (the channel's last error; no verdict on a manifest) is in
+tests/federation/test_sync_faults.py, on real nodes."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from medsync import outbound, reconcile, trust
+from medsync import reconcile, trust
 from medsync.context import SyncContext
 from medsync.transport import TransportError
 
@@ -62,11 +65,11 @@ def test_an_insecure_peer_url_is_refused_and_nothing_is_sent(tmp_path: Path, url
         contexts.append(with_trusted_url(tmp_path / "trusted", url))
     for ctx in contexts:
         http, sent = recording()
-        with pytest.raises(TransportError) as delivery:
-            outbound.send_manifests(ctx, "kz", http)
+        with pytest.raises(TransportError) as peer:
+            ctx.url_of("kz")
         with pytest.raises(TransportError) as digest:
             reconcile.reconcile(ctx, "kz", http)
-        assert (delivery.value.code, digest.value.code) == ("transport.insecure_peer", "transport.insecure_peer")
+        assert (peer.value.code, digest.value.code) == ("transport.insecure_peer", "transport.insecure_peer")
         assert sent == []
 
 
