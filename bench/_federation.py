@@ -2,7 +2,8 @@
 
 The federation is started exactly as a developer starts it (`python -m medplat.cli up --fresh`), in a
 temporary folder on free ports, as a child of the benchmark that stops with it (SIGTERM, the launcher's
-own shutdown, then SIGKILL of its process group if it hangs).
+own shutdown, then SIGKILL of its process group if it hangs). Its nodes serve HTTPS: call them with
+`federation_client`, which verifies their certificates with the federation's own CA.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import httpx
 import psycopg
 from psycopg.rows import TupleRow
 
 from medplat.config import Settings, settings_from_env
 from medplat.devfed.launcher import PORTS_PER_REGION
 from medplat.devfed.processes import Child, free_port_block, wait_until
+from medsync.transport import tls_context
 
 START_TIMEOUT = 300.0
 
@@ -68,6 +72,17 @@ class NodeHandle:
     def connect(self) -> psycopg.Connection[TupleRow]:
         """A new autocommit connection to the node's database as the application role."""
         return psycopg.connect(self.database_url, autocommit=True)
+
+    @property
+    def ca_file(self) -> str:
+        """The federation's CA certificate (`.medfed/ca.pem`), as the node's own environment names it."""
+        return self.env["MEDFED_FEDERATION_CA_FILE"]
+
+
+def federation_client(nodes: dict[str, NodeHandle], **options: Any) -> httpx.Client:
+    """An httpx client for the federation's nodes, verifying their certificates with the federation's CA."""
+    (ca_file,) = {node.ca_file for node in nodes.values()}
+    return httpx.Client(verify=tls_context(ca_file), **options)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import httpx
-from _federation import NodeHandle, local_federation, poll, print_footer, print_header, say, summary_ms
+from _federation import NodeHandle, federation_client, local_federation, poll, print_footer, print_header, say, summary_ms
 
 TARGETS = ("kz", "uz")
 ITEM_TIMEOUT = 120.0
@@ -160,7 +160,7 @@ def main() -> None:
         samples: list[Sample] = []
         probe = Probe(nodes)
         try:
-            with httpx.Client(headers=headers, timeout=30) as http:
+            with federation_client(nodes, headers=headers, timeout=30) as http:
                 for number in range(args.warmup):
                     probe.measure(http, -1 - number, args.interval)
                 started = time.perf_counter()

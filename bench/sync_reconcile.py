@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 
 import httpx
-from _federation import NodeHandle, local_federation, print_footer, print_header, say
+from _federation import NodeHandle, federation_client, local_federation, print_footer, print_header, say
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -144,7 +144,7 @@ def main() -> None:
         populate(ru, kz, args.items)
         ctx, kz_ctx = context_for(ru.settings), context_for(kz.settings)
         counter = Counter()
-        with httpx.Client(timeout=120, event_hooks={"request": [counter]}) as http:
+        with federation_client(nodes, timeout=120, event_hooks={"request": [counter]}) as http:
             results: list[ReconcileResult] = []
 
             def in_sync_pass() -> object:

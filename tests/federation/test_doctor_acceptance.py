@@ -63,7 +63,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Launc
 def test_a_new_doctor_on_kz_signs_in_and_reads_the_feed(federation: tuple[Launcher, dict[str, Any]]) -> None:
     launcher, document = federation
     kz, ru = document["regions"]["kz"], document["regions"]["ru"]
-    http = httpx.Client(base_url=kz["node_url"], timeout=20)
+    http = httpx.Client(base_url=kz["node_url"], timeout=20, verify=launcher.tls)
 
     created = http.post("/api/v1/doctors", json=DOCTOR_KZ)
     assert created.status_code == 201, created.text
@@ -92,15 +92,15 @@ def test_a_new_doctor_on_kz_signs_in_and_reads_the_feed(federation: tuple[Launch
     assert http.get("/api/v1/feed", headers={**me, "If-None-Match": feed.headers["etag"]}).status_code == 304
 
     # ru holds its own signing key, so the signature fails before the issuer is even compared.
-    refused = httpx.get(f"{ru['node_url']}/api/v1/feed", headers=me, timeout=20)
+    refused = httpx.get(f"{ru['node_url']}/api/v1/feed", headers=me, timeout=20, verify=launcher.tls)
     assert (refused.status_code, refused.json()["detail"]) == (401, "invalid token")
-    assert httpx.get(f"{ru['node_url']}/api/v1/me", headers=me, timeout=20).status_code == 401
+    assert httpx.get(f"{ru['node_url']}/api/v1/me", headers=me, timeout=20, verify=launcher.tls).status_code == 401
 
 
 def test_a_ru_citizen_sent_to_kz_is_redirected_and_kz_keeps_nothing(federation: tuple[Launcher, dict[str, Any]]) -> None:
-    _, document = federation
+    launcher, document = federation
     kz, ru = document["regions"]["kz"], document["regions"]["ru"]
-    redirected = httpx.post(f"{kz['node_url']}/api/v1/doctors", json=DOCTOR_RU, timeout=20, follow_redirects=False)
+    redirected = httpx.post(f"{kz['node_url']}/api/v1/doctors", json=DOCTOR_RU, timeout=20, follow_redirects=False, verify=launcher.tls)
     assert redirected.status_code == 307, redirected.text
     assert redirected.headers["location"] == f"{ru['node_url']}/api/v1/doctors"
     with psycopg.connect(kz["database_url"]) as conn:

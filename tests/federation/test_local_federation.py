@@ -1,16 +1,19 @@
 """`medfed up`: three regions, each with its own PostgreSQL, object store, broker, node and worker.
 
 Started the way a developer starts it, as a separate process; stopped with SIGTERM (and once with SIGKILL);
-after each stop no process of any child's process group is left.
+after each stop no process of any child's process group is left. Every node serves HTTPS only, with a
+certificate of the federation's own CA; every call here verifies it with `.medfed/ca.pem`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ import pytest
 
 from medplat.devfed.launcher import PORT_OFFSETS, PORTS_PER_REGION
 from medplat.devfed.processes import Child, free_port_block, wait_until
+from medsync.trust import load_chain
 from tests.integration.test_accounts import KZ_DOCTOR
 
 pytestmark = pytest.mark.federation
@@ -51,6 +55,11 @@ class Launcher:
     @property
     def federation_file(self) -> Path:
         return self.state_dir / "federation.json"
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        """Verification with the federation's CA (read anew: --fresh makes a new one)."""
+        return ssl.create_default_context(cafile=self.state_dir / "ca.pem")
 
     def wait_ready(self) -> dict[str, Any]:
         assert self.child is not None
@@ -96,7 +105,7 @@ def test_up_starts_three_regions_with_three_separate_sets_of_stores(launcher: La
     assert set(document["regions"]) == REGIONS
     identities = {}
     for code, region in document["regions"].items():
-        health = httpx.get(f"{region['node_url']}/health", timeout=10).json()
+        health = httpx.get(f"{region['node_url']}/health", timeout=10, verify=launcher.tls).json()
         assert health["region"] == code
         assert health["status"] == "ok", health
         deps = health["dependencies"]
@@ -107,7 +116,7 @@ def test_up_starts_three_regions_with_three_separate_sets_of_stores(launcher: La
         )
         assert deps["object_store"]["identity"]["endpoint"] == region["object_store_endpoint"]
         assert deps["object_store"]["identity"]["buckets"] == {"personal": f"medfed-{code}-personal", "shared": f"medfed-{code}-shared"}
-        assert httpx.get(f"{region['node_url']}/ready", timeout=10).status_code == 200
+        assert httpx.get(f"{region['node_url']}/ready", timeout=10, verify=launcher.tls).status_code == 200
     for position in range(3):
         assert len({identity[position] for identity in identities.values()}) == 3, identities
     log = (launcher.state_dir.parent / "up-1.log").read_text()
@@ -119,12 +128,57 @@ def test_up_starts_three_regions_with_three_separate_sets_of_stores(launcher: La
         assert password not in log
 
 
+def plain_http_answer(port: int) -> bytes:
+    """What a plain-HTTP request to `port` gets back before the connection ends."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(4096):
+                answer += chunk
+    return answer
+
+
+def verification_error(exc: BaseException) -> ssl.SSLCertVerificationError:
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    assert cause is not None, f"no certificate verification error behind {exc!r}"
+    return cause
+
+
+def test_every_node_serves_https_only_verified_with_the_federation_ca(launcher: Launcher) -> None:
+    document = json.loads(launcher.federation_file.read_text())
+    ca_file = launcher.state_dir / "ca.pem"
+    assert document["ca_file"] == str(ca_file)
+    assert (launcher.state_dir / "ca-key.pem").stat().st_mode & 0o777 == 0o600
+    urls = {code: region["node_url"] for code, region in document["regions"].items()}
+    for code, region in document["regions"].items():
+        port = launcher.base_port + sorted(REGIONS).index(code) * PORTS_PER_REGION
+        assert region["node_url"] == f"https://127.0.0.1:{port}"
+        env = dict(line.split("=", 1) for line in Path(region["env_file"]).read_text().splitlines())
+        assert env["MEDFED_PUBLIC_URL"] == region["node_url"]
+        assert env["MEDFED_PEERS"] == ",".join(f"{c}={u}" for c, u in sorted(urls.items()) if c != code)
+        assert env["MEDFED_FEDERATION_CA_FILE"] == str(ca_file)
+        for key in ("MEDFED_TLS_KEY_FILE", "MEDFED_SIGNING_KEY_FILE"):
+            assert Path(env[key]).stat().st_mode & 0o777 == 0o600, key
+        verified = httpx.get(f"{region['node_url']}/health", timeout=10, verify=ssl.create_default_context(cafile=ca_file))
+        assert (verified.status_code, verified.json()["region"]) == (200, code)
+        with pytest.raises(httpx.ConnectError) as untrusted:
+            httpx.get(f"{region['node_url']}/health", timeout=10, verify=ssl.create_default_context())
+        assert verification_error(untrusted.value).verify_code == 20  # unable to get local issuer certificate
+        assert plain_http_answer(port) == b""
+    assert {
+        code: node.url for code, node in load_chain(launcher.state_dir / "trust", now=datetime.datetime.now(datetime.UTC)).nodes.items()
+    } == urls
+
+
 def test_workers_report_in_on_every_node(launcher: Launcher) -> None:
     document = json.loads(launcher.federation_file.read_text())
 
     def all_reported() -> bool:
         states = [
-            httpx.get(f"{r['node_url']}/health", timeout=10).json()["dependencies"]["workers"]["status"]
+            httpx.get(f"{r['node_url']}/health", timeout=10, verify=launcher.tls).json()["dependencies"]["workers"]["status"]
             for r in document["regions"].values()
         ]
         return states == ["ok"] * 3
@@ -135,9 +189,9 @@ def test_workers_report_in_on_every_node(launcher: Launcher) -> None:
 def test_a_registration_lands_only_on_the_home_node(launcher: Launcher) -> None:
     document = json.loads(launcher.federation_file.read_text())
     kz, ru = document["regions"]["kz"]["node_url"], document["regions"]["ru"]["node_url"]
-    created = httpx.post(f"{kz}/api/v1/doctors", json=DOCTOR, timeout=10)
+    created = httpx.post(f"{kz}/api/v1/doctors", json=DOCTOR, timeout=10, verify=launcher.tls)
     assert created.status_code == 201, created.text
-    redirected = httpx.post(f"{ru}/api/v1/doctors", json=DOCTOR, timeout=10, follow_redirects=False)
+    redirected = httpx.post(f"{ru}/api/v1/doctors", json=DOCTOR, timeout=10, follow_redirects=False, verify=launcher.tls)
     assert redirected.status_code == 307
     assert redirected.headers["location"] == f"{kz}/api/v1/doctors"
 
@@ -150,11 +204,19 @@ def test_sigterm_stops_every_process_of_the_federation(launcher: Launcher) -> No
     assert "all processes stopped." in (launcher.state_dir.parent / "up-1.log").read_text()
 
 
+def tls_files(launcher: Launcher) -> list[bytes]:
+    """The CA's certificate and key and every node's certificate and key, as they are on disk."""
+    names = ["ca.pem", "ca-key.pem", *(f"{code}/tls/{name}" for code in sorted(REGIONS) for name in ("node.pem", "node-key.pem"))]
+    return [(launcher.state_dir / name).read_bytes() for name in names]
+
+
 def test_state_survives_a_restart(launcher: Launcher) -> None:
+    before = tls_files(launcher)
     launcher.start()
     document = launcher.wait_ready()
-    again = httpx.post(f"{document['regions']['kz']['node_url']}/api/v1/doctors", json=DOCTOR, timeout=10)
+    again = httpx.post(f"{document['regions']['kz']['node_url']}/api/v1/doctors", json=DOCTOR, timeout=10, verify=launcher.tls)
     assert again.status_code == 409, "the doctor registered before the restart must still be there"
+    assert tls_files(launcher) == before, "the CA and the node certificates are kept across a restart"
 
 
 def medfed_cli(launcher: Launcher, *args: str) -> subprocess.CompletedProcess[str]:
@@ -202,7 +264,7 @@ def test_a_second_federation_on_the_same_ports_is_refused_and_the_first_runs_on(
     assert f"medfed: port {launcher.base_port} (kz node) is already in use; stop what holds it or choose another --base-port" in output
     assert "Traceback" not in output
     assert len(groups_left(document)) == 15, "every process of the first federation is still running"
-    assert httpx.get(f"{document['regions']['kz']['node_url']}/ready", timeout=10).status_code == 200
+    assert httpx.get(f"{document['regions']['kz']['node_url']}/ready", timeout=10, verify=launcher.tls).status_code == 200
 
 
 def test_a_killed_launcher_leaves_nothing_behind(launcher: Launcher) -> None:
@@ -213,9 +275,12 @@ def test_a_killed_launcher_leaves_nothing_behind(launcher: Launcher) -> None:
 
 def test_fresh_wipes_the_state(launcher: Launcher) -> None:
     launcher.federation_file.unlink(missing_ok=True)
+    before = tls_files(launcher)
     launcher.start("--fresh")
     document = launcher.wait_ready()
-    created = httpx.post(f"{document['regions']['kz']['node_url']}/api/v1/doctors", json=DOCTOR, timeout=10)
+    after = tls_files(launcher)
+    assert [old == new for old, new in zip(before, after, strict=True)] == [False] * len(before), "--fresh makes a new CA and certificates"
+    created = httpx.post(f"{document['regions']['kz']['node_url']}/api/v1/doctors", json=DOCTOR, timeout=10, verify=launcher.tls)
     assert created.status_code == 201, created.text
     assert launcher.stop(signal.SIGINT) == 0
     assert groups_left(document) == []

@@ -3,7 +3,9 @@
 - the target down while the origin keeps publishing;
 - the object store unavailable for a while;
 - the apply worker killed with SIGKILL at random points (never a partial manifest visible);
-- the broker restarted mid-stream, with real Celery workers on both nodes.
+- the broker restarted mid-stream, with real Celery workers on both nodes;
+- a peer URL in plain http:// off loopback (a configuration mistake): refused before anything is sent,
+  shown as the channel's last error, and no verdict on the manifest.
 
 The long versions (1,000 items, 20 kills) are marked slow and run in `make test-full`; `make test` runs the
 same tests at a smaller size.
@@ -11,6 +13,7 @@ same tests at a smaller size.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -110,6 +113,33 @@ def test_object_store_down_for_a_while_is_retried_then_delivered(nodes: dict[str
         assert inbound.apply_pending(kz.ctx, "ru", http) == 1
     assert [(str(i), s) for i, _, s in kz.state()["items"]] == [(item_id, "published")]
     assert kz.state()["blobs"] == [f"received/ru/{blob.sha256}"]
+
+
+def test_an_insecure_peer_url_sends_nothing_and_decides_nothing(nodes: dict[str, Node]) -> None:
+    ru, kz = nodes["ru"], nodes["kz"]
+    item_id = "01a20000-0000-7000-8000-000000000002"
+    blob = plant_blob(ru, "kz", item_id, os.urandom(10_000))
+    data, _ = signed(ru, items=(manifest.upsert_item(item_id, 1, document(blobs=(blob,))),))
+    assert post(kz, data, token_from(ru)).status_code == 202
+    before = kz.state()
+    sent: list[httpx.Request] = []
+    with httpx.Client(event_hooks={"request": [sent.append]}, timeout=10) as http:
+        misconfigured = dataclasses.replace(kz.ctx, peers={"ru": "http://ru.example:8000"})
+        with pytest.raises(SyncError) as applying:
+            inbound.apply_pending(misconfigured, "ru", http)
+        publish_many(ru, 1)
+        outbound.build_manifests(ru.ctx, "kz")
+        with pytest.raises(SyncError) as delivering:
+            outbound.send_manifests(dataclasses.replace(ru.ctx, peers={"kz": "http://kz.example:8000"}), "kz", http)
+    assert (applying.value.code, delivering.value.code) == ("transport.insecure_peer", "transport.insecure_peer")
+    assert sent == []
+    assert kz.decisions()[-1][2] == "received", "this node's configuration is no verdict on the manifest"
+    assert kz.state() == before
+    with ru.ctx.engine.connect() as conn:
+        last_error = conn.execute(text("SELECT last_error FROM federation.channel_out WHERE target = 'kz'")).scalar_one()
+    assert last_error.startswith("transport.insecure_peer: the kz node's URL is not https:// (scheme 'http', host 'kz.example')")
+    with httpx.Client(timeout=30) as http:
+        assert inbound.apply_pending(kz.ctx, "ru", http) == 1
 
 
 APPLIER = """

@@ -98,6 +98,39 @@ def test_a_key_that_is_not_a_pem_key_is_refused(env: dict[str, str], tmp_path: P
         settings_from_env({**env, "MEDFED_SIGNING_KEY_FILE": str(bad)})
 
 
+def test_tls_files_are_checked_when_the_settings_are_read(env: dict[str, str], tmp_path: Path) -> None:
+    from medplat.devfed import tls
+
+    authority = tls.ensure_authority(tmp_path / "ca.pem", tmp_path / "ca-key.pem")
+    server = tls.ensure_server(tmp_path / "node.pem", tmp_path / "node-key.pem", authority, "uz")
+    files = {
+        "MEDFED_FEDERATION_CA_FILE": str(authority.cert_file),
+        "MEDFED_TLS_CERT_FILE": str(server.cert_file),
+        "MEDFED_TLS_KEY_FILE": str(server.key_file),
+    }
+    settings = settings_from_env({**env, **files})
+    assert (settings.federation_ca_file, settings.tls_cert_file, settings.tls_key_file) == tuple(files.values())
+    plain = settings_from_env(env)
+    assert (plain.federation_ca_file, plain.tls_cert_file, plain.tls_key_file) == ("", "", "")
+    (tmp_path / "garbage.pem").write_text("hello")
+    refusals = {
+        "MEDFED_FEDERATION_CA_FILE /nonexistent/ca.pem: No such file or directory": {"MEDFED_FEDERATION_CA_FILE": "/nonexistent/ca.pem"},
+        f"MEDFED_FEDERATION_CA_FILE {tmp_path}/garbage.pem: not a PEM bundle of certificates": {
+            "MEDFED_FEDERATION_CA_FILE": str(tmp_path / "garbage.pem")
+        },
+        "MEDFED_TLS_CERT_FILE and MEDFED_TLS_KEY_FILE are set together or not at all": {"MEDFED_TLS_CERT_FILE": str(server.cert_file)},
+        f"MEDFED_TLS_CERT_FILE {server.cert_file} and MEDFED_TLS_KEY_FILE {authority.cert_file}: "
+        "not a PEM certificate and its private key": {
+            "MEDFED_TLS_CERT_FILE": str(server.cert_file),
+            "MEDFED_TLS_KEY_FILE": str(authority.cert_file),
+        },
+    }
+    for message, change in refusals.items():
+        with pytest.raises(ConfigError) as caught:
+            settings_from_env({**env, **change})
+        assert str(caught.value) == message
+
+
 def test_a_region_file_with_unknown_fields_is_refused(tmp_path: Path) -> None:
     (tmp_path / "ab").mkdir()
     text = (Path(__file__).resolve().parents[2] / "regions" / "kz" / "region.toml").read_text()

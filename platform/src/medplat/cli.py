@@ -88,7 +88,10 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
 def serve(host: str, port: int, workers: int) -> None:
-    """Run the node's HTTP server (configuration from MEDFED_* variables)."""
+    """Run the node's HTTP server (configuration from MEDFED_* variables).
+
+    With MEDFED_TLS_CERT_FILE and MEDFED_TLS_KEY_FILE it serves HTTPS only (the local federation); without
+    them plain HTTP, for a node behind nginx that terminates TLS (production) and for the test stands."""
     settings = checked_settings()
     import uvicorn
 
@@ -98,6 +101,7 @@ def serve(host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "medplat.app:create_server_app", factory=True, host=host, port=port, workers=workers,
         log_config=None, access_log=False, proxy_headers=True, server_header=False,
+        ssl_certfile=settings.tls_cert_file or None, ssl_keyfile=settings.tls_key_file or None,
     )  # fmt: skip
 
 

@@ -250,7 +250,7 @@ def reset_channel(region: str, target: str, reason: str) -> None:
     from medsync.transport import client
 
     ctx = context_for(use_region(region))
-    with client() as http:
+    with client(ctx.federation_ca_file) as http:
         sequence = reset.start(ctx, target, http, reason=cast("reset.Reason", reason))
         reset.send_pending(ctx, target, http)
     click.echo(f"{region}>{target} continues at #{sequence}; anti-entropy sends again whatever {target} lacks")

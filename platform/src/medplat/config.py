@@ -12,6 +12,7 @@ import binascii
 import functools
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -176,6 +177,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     deployment: Literal["production", "local"] = "production"
     """local: the stores are on this machine (the local federation, tests); the residency scanner then accepts loopback
     hosts, which in production say nothing about the country a store is in."""
+    federation_ca_file: str = ""
+    """PEM bundle that other nodes' TLS certificates are verified against; empty: the system trust store."""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    """The certificate chain and key `medfed serve` serves HTTPS with; empty: plain HTTP (behind nginx)."""
     sms_sender: str = "outbox"
     email_sender: str = "outbox"
     sms_gateway_url: str = ""
@@ -249,6 +255,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     if raw_deployment not in ("production", "local"):
         raise ConfigError(f"{ENV_PREFIX}DEPLOYMENT must be production or local, not {raw_deployment!r}")
     deployment: Literal["production", "local"] = "local" if raw_deployment == "local" else "production"
+    federation_ca_file, tls_cert_file, tls_key_file = _tls(env)
     database_url = _require(env, "DATABASE_URL")
     if not database_url.startswith(("postgresql://", "postgresql+psycopg://")):
         raise ConfigError(f"{ENV_PREFIX}DATABASE_URL must be a postgresql:// URL")
@@ -268,8 +275,37 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper(),
         trust_dir=env.get(f"{ENV_PREFIX}TRUST_DIR", "") or str(regions_dir() / "trust"),
         deployment=deployment,
+        federation_ca_file=federation_ca_file,
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file,
         **senders,
     )
+
+
+def _tls(env: Mapping[str, str]) -> tuple[str, str, str]:
+    """The federation's CA bundle, the server's certificate and its key, each checked by loading it as TLS would."""
+    ca_file = env.get(f"{ENV_PREFIX}FEDERATION_CA_FILE", "").strip()
+    cert_file = env.get(f"{ENV_PREFIX}TLS_CERT_FILE", "").strip()
+    key_file = env.get(f"{ENV_PREFIX}TLS_KEY_FILE", "").strip()
+    if ca_file:
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except ssl.SSLError:  # before OSError, of which it is a kind
+            raise ConfigError(f"{ENV_PREFIX}FEDERATION_CA_FILE {ca_file}: not a PEM bundle of certificates") from None
+        except OSError as exc:
+            raise ConfigError(f"{ENV_PREFIX}FEDERATION_CA_FILE {ca_file}: {exc.strerror or 'unreadable'}") from None
+    if bool(cert_file) != bool(key_file):
+        raise ConfigError(f"{ENV_PREFIX}TLS_CERT_FILE and {ENV_PREFIX}TLS_KEY_FILE are set together or not at all")
+    if cert_file:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+        except ssl.SSLError:
+            raise ConfigError(
+                f"{ENV_PREFIX}TLS_CERT_FILE {cert_file} and {ENV_PREFIX}TLS_KEY_FILE {key_file}: not a PEM certificate and its private key"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{ENV_PREFIX}TLS_CERT_FILE {cert_file} or {ENV_PREFIX}TLS_KEY_FILE {key_file}: {exc.strerror}") from None
+    return ca_file, cert_file, key_file
 
 
 def _senders(env: Mapping[str, str], region: RegionConfig) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from medplat.node import object_store
 from medplat.storage import ObjectStore
 from medsync.envelope import key_id
 from medsync.errors import SyncError
-from medsync.transport import VerifiedCallers
+from medsync.transport import VerifiedCallers, checked_peer_url
 from medsync.trust import TrustDocument, load_chain
 
 
@@ -33,6 +33,8 @@ class SyncContext:
     store: ObjectStore
     shared_bucket: str
     engine: Engine
+    federation_ca_file: str | None = None
+    """The PEM bundle peers' TLS certificates are verified against (None: the system trust store)."""
     callers: VerifiedCallers = field(default_factory=VerifiedCallers, repr=False)
     """Federation tokens already verified (medsync.api)."""
     _trust: tuple[float, TrustDocument] | None = field(default=None, repr=False)
@@ -52,12 +54,13 @@ class SyncContext:
         return self.trust(now).keys_for(region, now)
 
     def url_of(self, region: str) -> str:
+        """The base URL to call `region` at (MEDFED_PEERS, else the trust file); refused unless https:// or loopback."""
         if region in self.peers:
-            return self.peers[region]
+            return checked_peer_url(region, self.peers[region])
         node = self.trust().nodes.get(region)
         if node is None or not node.url:
             raise SyncError(f"no URL is known for the {region} node", code="federation.unknown_peer")
-        return node.url.rstrip("/")
+        return checked_peer_url(region, node.url.rstrip("/"))
 
     @property
     def key_id(self) -> str:
@@ -76,6 +79,7 @@ def context_for(settings: Settings) -> SyncContext:
         store=object_store(settings),
         shared_bucket=settings.shared_bucket,
         engine=_sync_role_engine(settings.sync_database_url),
+        federation_ca_file=settings.federation_ca_file or None,
     )
 
 

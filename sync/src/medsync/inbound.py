@@ -41,8 +41,9 @@ from medsync.transport import Minted, caller_of, fetch_blob, mint_token, verify_
 
 _log = structlog.stdlib.get_logger("medsync.inbound")
 UNKNOWN_ORIGIN = "??"
-TRANSIENT = frozenset({"blob.unavailable", "blob.timeout", "store.unavailable"})
-"""Failures that say nothing about the manifest (the origin or a store is down): retried, never decided."""
+TRANSIENT = frozenset({"blob.unavailable", "blob.timeout", "store.unavailable", "transport.insecure_peer"})
+"""Failures that say nothing about the manifest (the origin or a store is down, the origin's URL here is not
+https://): retried, never decided."""
 
 
 @dataclass(frozen=True)

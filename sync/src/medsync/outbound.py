@@ -13,7 +13,7 @@ import datetime
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -199,7 +199,7 @@ def build_manifests(ctx: SyncContext, target: str, *, now: datetime.datetime | N
 
 def send_manifests(ctx: SyncContext, target: str, http: httpx.Client) -> SendResult:
     """Post every manifest the target has not taken, in order. Raises DeliveryError to be retried."""
-    url = f"{ctx.url_of(target)}/federation/v1/inbox"
+    url = f"{_guarded(ctx, target, lambda: ctx.url_of(target))}/federation/v1/inbox"  # an insecure URL shows in last_error
     sent = 0
     resent_from: int | None = None
     resigned = False
@@ -243,10 +243,13 @@ def send_manifests(ctx: SyncContext, target: str, http: httpx.Client) -> SendRes
         raise DeliveryError(f"{target} refused manifest {sequence}: {code}", code="delivery.refused")
 
 
-def _guarded(ctx: SyncContext, target: str, step: Callable[[], object]) -> None:
+_T = TypeVar("_T")
+
+
+def _guarded(ctx: SyncContext, target: str, step: Callable[[], _T]) -> _T:
     """Run a step that talks to the target; its failure is the channel's last error and a DeliveryError."""
     try:
-        step()
+        return step()
     except SyncError as exc:
         _record_error(ctx, target, f"{exc.code}: {exc.message}")
         raise DeliveryError(exc.message, code=exc.code) from exc

@@ -33,7 +33,7 @@ INBOX_QUEUE = "inbox"
 def deliver(self: object, target: str) -> int:
     """Build manifests for the target's pending outbox rows and send what it has not taken yet."""
     ctx = default_context()
-    http = shared_client()
+    http = shared_client(ctx.federation_ca_file)
     sent = outbound.send_manifests(ctx, target, http).sent  # what an earlier run built but could not send
     # One manifest at a time, each posted as soon as it is signed, by one sender thread (so still in
     # order) while this thread builds the next: a backlog keeps the target's inbox and this worker busy
@@ -52,7 +52,7 @@ def deliver(self: object, target: str) -> int:
 def apply(origin: str) -> int:
     """Decide the origin's received manifests in order, then send the receipts."""
     ctx = default_context()
-    http = shared_client()
+    http = shared_client(ctx.federation_ca_file)
     decided = inbound.apply_pending(ctx, origin, http)
     if decided:
         send_receipts.apply_async(queue=INBOX_QUEUE)
@@ -63,7 +63,7 @@ def apply(origin: str) -> int:
 def send_receipts() -> int:
     ctx = default_context()
     sent = 0
-    http = shared_client()
+    http = shared_client(ctx.federation_ca_file)
     for manifest_id in inbound.unsent_receipts(ctx):
         inbound.send_receipt(ctx, manifest_id, http)
         sent += 1
@@ -76,7 +76,7 @@ def reconcile(target: str) -> bool:
     from medsync.reconcile import reconcile as compare
 
     ctx = default_context()
-    http = shared_client()
+    http = shared_client(ctx.federation_ca_file)
     result = compare(ctx, target, http)
     if result.requeued:
         deliver.apply_async(args=[target], queue=delivery_queue(target))

@@ -3,6 +3,9 @@
 A node-to-node call carries `Authorization: Bearer <jwt>` with iss = the calling node, aud = the called
 node, a lifetime of at most five minutes, and algorithm EdDSA only (PyJWT with the algorithm list pinned,
 so `alg: none` and HS256-keyed-with-a-public-key are refused by construction).
+
+Calls go over HTTPS, verified against the federation's CA bundle (MEDFED_FEDERATION_CA_FILE) or else the
+system trust store, never unverified; a peer URL in plain http:// is refused unless it is on loopback.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import contextlib
 import datetime
 import functools
 import hashlib
+import ipaddress
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -144,14 +150,45 @@ def algorithm_of(token: str) -> str:
         return ""
 
 
-def client() -> httpx.Client:
-    return httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=False, headers={"User-Agent": "medfed-sync/1"})
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def checked_peer_url(region: str, url: str) -> str:
+    """`url` if a node may call it: https://, or plain http:// only on a loopback host (a test stand, a
+    node calling itself through its own proxy). Raises TransportError `transport.insecure_peer` otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+        return url
+    raise TransportError(
+        f"the {region} node's URL is not https:// (scheme {parts.scheme or 'none'!r}, host {parts.hostname or 'none'!r}); "
+        "plain http:// is allowed only on loopback (127.0.0.0/8, ::1, localhost). Check MEDFED_PEERS and the node URLs in the trust file",
+        code="transport.insecure_peer",
+    )
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Verification of a peer's certificate and host name: against `ca_file` (a PEM bundle) alone when given,
+    else against the system trust store."""
+    return ssl.create_default_context(cafile=ca_file or None)
+
+
+def client(ca_file: str | None) -> httpx.Client:
+    """A client for calls to other nodes; `ca_file` is the federation's CA bundle (None: the system trust store)."""
+    return httpx.Client(verify=tls_context(ca_file), timeout=HTTP_TIMEOUT, follow_redirects=False, headers={"User-Agent": "medfed-sync/1"})
 
 
 @functools.cache
-def shared_client() -> httpx.Client:
-    """One client per process, so its connections and TLS context are reused across tasks (~20 ms each)."""
-    return client()
+def shared_client(ca_file: str | None) -> httpx.Client:
+    """One client per process (and CA bundle), so its connections and TLS sessions are reused across tasks (~20 ms each)."""
+    return client(ca_file)
 
 
 class BlobBody:

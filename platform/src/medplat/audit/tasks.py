@@ -10,4 +10,5 @@ from medsync.transport import shared_client
 
 @app.task(name="audit.checkpoint")  # type: ignore[untyped-decorator]
 def checkpoint() -> dict[str, object]:
-    return checkpoint_and_collect(default_context(), shared_client())
+    ctx = default_context()
+    return checkpoint_and_collect(ctx, shared_client(ctx.federation_ca_file))

@@ -3,6 +3,7 @@
 Everything runs as children of this process, in process groups of their own, and stops with it: on Ctrl-C,
 on SIGTERM, when a child dies unexpectedly, and (through the parent-death signal) when this process is
 killed outright. State lives under `<state-dir>/<region>/` and survives a restart; `--fresh` wipes it.
+Every node serves HTTPS with a certificate of the federation's own CA (`<state-dir>/ca.pem`, medplat.devfed.tls).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import sys
 import time
 import urllib.request
@@ -35,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from medplat.config import known_regions
 from medplat.db.migrate import SYNC_ROLE
+from medplat.devfed import tls
 from medplat.devfed.engines import Postgres, Redis, Seaweed, SeaweedPorts
 from medplat.devfed.processes import Child, die_with_parent, port_is_free, wait_until
 from medplat.urls import without_password
@@ -50,6 +53,8 @@ PORTS_PER_REGION = 20
 READY_TIMEOUT = 90.0
 DATABASE = "medfed"
 APP_ROLE = "medfed"
+CA_FILE = "ca.pem"
+CA_KEY_FILE = "ca-key.pem"
 
 
 class LauncherError(Exception):
@@ -78,7 +83,20 @@ class RegionRuntime:
 
     @property
     def node_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('node')}"
+        return f"https://127.0.0.1:{self.port('node')}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The federation's CA certificate, which every node's certificate is issued by."""
+        return self.root.parent / CA_FILE
+
+    @property
+    def tls_cert_file(self) -> Path:
+        return self.root / "tls" / "node.pem"
+
+    @property
+    def tls_key_file(self) -> Path:
+        return self.root / "tls" / "node-key.pem"
 
     @property
     def logs(self) -> Path:
@@ -169,6 +187,9 @@ class RegionRuntime:
             "MEDFED_TRUST_DIR": str(self.root.parent / "trust"),
             # Every store is an engine on this machine's loopback (docs/compliance.md, the stores check).
             "MEDFED_DEPLOYMENT": "local",
+            "MEDFED_FEDERATION_CA_FILE": str(self.ca_file),
+            "MEDFED_TLS_CERT_FILE": str(self.tls_cert_file),
+            "MEDFED_TLS_KEY_FILE": str(self.tls_key_file),
         }
 
 
@@ -254,9 +275,12 @@ class Federation:
             for region in self.regions:
                 shutil.rmtree(region.root, ignore_errors=True)
             (self.state_dir / "federation.json").unlink(missing_ok=True)
+            for name in (CA_FILE, CA_KEY_FILE):
+                (self.state_dir / name).unlink(missing_ok=True)
         self.check_ports()
         for region in self.regions:
             region.load_or_create_secrets()
+        self.write_certificates()
         self.write_trust()
         fresh_clusters = [r for r in self.regions if not r.postgres.initialised()]
         if fresh_clusters:
@@ -317,16 +341,23 @@ class Federation:
         self.write_federation_file()
         self.print_table(time.monotonic() - started)
 
+    def write_certificates(self) -> None:
+        """The federation's CA and every node's server certificate, kept from the last run while still good."""
+        authority = tls.ensure_authority(self.state_dir / CA_FILE, self.state_dir / CA_KEY_FILE)
+        for region in self.regions:
+            tls.ensure_server(region.tls_cert_file, region.tls_key_file, authority, region.code)
+
     def write_trust(self) -> None:
         """The local federation's trust file: every region's key, threshold 2 (or 1 for a single region).
 
-        Version 1 is written anew whenever the set of keys changed (a region started --fresh); otherwise
-        the existing chain, including any rotation made with `medfed keys rotate`, is kept.
+        Version 1 is written anew whenever the set of keys or a node's URL changed (a region started --fresh,
+        a state folder from before the nodes served HTTPS); otherwise the existing chain, including any
+        rotation made with `medfed keys rotate`, is kept.
         """
         directory = self.state_dir / "trust"
         now = datetime.datetime.now(datetime.UTC)
         keys = {r.code: r.signing_key() for r in self.regions}
-        if self._trust_matches(directory, keys, now):
+        if self._trust_matches(directory, keys, {r.code: r.node_url for r in self.regions}, now):
             return
         shutil.rmtree(directory, ignore_errors=True)
         window = {"not_before": now - datetime.timedelta(days=1), "not_after": now + datetime.timedelta(days=365)}
@@ -339,12 +370,12 @@ class Federation:
         trust.write_version(directory, trust.sign_document(document, keys.values()))
 
     @staticmethod
-    def _trust_matches(directory: Path, keys: dict[str, Ed25519PrivateKey], now: datetime.datetime) -> bool:
+    def _trust_matches(directory: Path, keys: dict[str, Ed25519PrivateKey], urls: dict[str, str], now: datetime.datetime) -> bool:
         try:
             current = trust.load_chain(directory, now=now)
         except SyncError:
             return False
-        if set(current.nodes) != set(keys):
+        if set(current.nodes) != set(keys) or any(current.nodes[code].url != url for code, url in urls.items()):
             return False
         return all(envelope_key_id(key.public_key()) in current.keys_for(code, now) for code, key in keys.items())
 
@@ -364,7 +395,8 @@ class Federation:
             raise LauncherError(f"`medfed {' '.join(args)}` failed for {region.code}: {child.log_tail(3)}")
 
     def node_ready(self, region: RegionRuntime) -> bool:
-        with urllib.request.urlopen(f"{region.node_url}/ready", timeout=5) as response:  # noqa: S310 - our own http URL
+        verified = ssl.create_default_context(cafile=region.ca_file)
+        with urllib.request.urlopen(f"{region.node_url}/ready", timeout=5, context=verified) as response:  # noqa: S310 - our own https URL
             return bool(response.status == 200)
 
     def watch(self, wait: Any, timeout: float | None = None, what: str = "") -> None:
@@ -392,6 +424,7 @@ class Federation:
         return {
             "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "launcher_pid": os.getpid(),
+            "ca_file": str(self.state_dir / CA_FILE),
             "regions": {
                 r.code: {
                     "node_url": r.node_url,
@@ -429,6 +462,8 @@ class Federation:
         for row in rows:
             self.say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         self.say(f"\nfederation ready in {seconds:.1f} s; state in {self.state_dir}; {self.state_dir / 'federation.json'} written.")
+        ca = self.state_dir / CA_FILE
+        self.say(f"Nodes serve HTTPS; their CA is {ca}: curl --cacert {ca} {self.regions[0].node_url}/health")
         self.say("Ctrl-C stops everything.")
 
     # -- the run ------------------------------------------------------------------------------------------
