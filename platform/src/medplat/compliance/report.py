@@ -28,7 +28,7 @@ from medplat.audit import log
 from medplat.audit.note import NoteError, parse_note, signer_of
 from medplat.audit.note import verify as verify_note
 from medplat.compliance import transfers as transfer_register
-from medplat.compliance.datamap import DataMap
+from medplat.compliance.datamap import DataMap, Location
 from medplat.compliance.scan import ScanResult
 from medplat.config import Settings
 from medsync import envelope as dsse
@@ -87,6 +87,17 @@ def _audit(session: Session) -> dict[str, Any]:
     return {"size": log.size(session), "checkpoint": log.cosigned_note(session, checkpoint) if checkpoint is not None else None}
 
 
+def _period(
+    session: Session, settings: Settings, datamap: DataMap, since: datetime.datetime | None, until: datetime.datetime | None
+) -> tuple[datetime.datetime, list[transfer_register.Transfer], Location]:
+    """What a report and a summary both start from: the time now, the period's transfers, the stores' location."""
+    now = datetime.datetime.now(datetime.UTC)
+    moved = transfer_register.register(session, settings.region.code, transfer_register.Query(since=since, until=until or now))
+    location = datamap.location
+    assert location is not None
+    return now, moved, location
+
+
 def build(
     session: Session,
     settings: Settings,
@@ -97,11 +108,8 @@ def build(
     until: datetime.datetime | None = None,
 ) -> dict[str, Any]:
     """The report document (not yet signed)."""
-    now = datetime.datetime.now(datetime.UTC)
+    now, moved, location = _period(session, settings, datamap, since, until)
     until = until or now
-    moved = transfer_register.register(session, settings.region.code, transfer_register.Query(since=since, until=until))
-    location = datamap.location
-    assert location is not None
     return {
         **_about(SPEC, settings, now, since, until),
         "node": {"public_url": settings.public_url, "signing_key_id": dsse.key_id(settings.signing_key.public_key())},
@@ -135,11 +143,8 @@ def build_summary(
     identifier or the audit checkpoint; every string it could take from a row (a finding's object, an item id, a key)
     stays out, and the test walks every string of a summary to hold it to that.
     """
-    now = datetime.datetime.now(datetime.UTC)
+    now, moved, location = _period(session, settings, datamap, since, until)
     until = until or now
-    moved = transfer_register.register(session, settings.region.code, transfer_register.Query(since=since, until=until))
-    location = datamap.location
-    assert location is not None
     audit = _audit(session)
     head = parse_note(audit["checkpoint"])[0] if audit["checkpoint"] else None
     return {
